@@ -1,0 +1,73 @@
+"""Model registry shared by every task.
+
+Tasks register builders with :func:`register_model`; users and other tasks create models by name
+with :func:`create_model` (this is how a distillation teacher that is an STLT is obtained without
+importing another task's package).
+
+>>> @register_model("doc_example_linear", task="doc")
+... def _linear(in_features: int = 4, out_features: int = 2):
+...     import torch
+...     return torch.nn.Linear(in_features, out_features)
+>>> create_model("doc_example_linear", out_features=3).out_features
+3
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# task packages whose import populates the registry
+_TASK_MODULES = ("modalbridge.tasks.actions.models",)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    task: str
+    builder: Callable[..., Any]
+    doc: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_loaded = False
+
+
+def register_model(name: str, *, task: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``."""
+
+    def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY and _REGISTRY[name].builder is not builder:
+            raise ValueError(f"model name {name!r} is already registered by task {_REGISTRY[name].task!r}")
+        _REGISTRY[name] = ModelEntry(name, task, builder, (builder.__doc__ or "").strip().split("\n")[0])
+        return builder
+
+    return deco
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        for mod in _TASK_MODULES:
+            importlib.import_module(mod)
+        _loaded = True
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Sorted names of registered models, optionally only those of one task."""
+    _load_all()
+    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+
+
+def model_entry(name: str) -> ModelEntry:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **overrides: Any) -> Any:
+    """Build a registered model; ``overrides`` go to its builder."""
+    return model_entry(name).builder(**overrides)
