@@ -1,0 +1,171 @@
+"""``modalbridge`` command line.
+
+Lightning verbs (``fit``, ``validate``, ``test``, ``predict``) go through LightningCLI with YAML
+configs and dotted overrides; the other verbs are plain sub-commands::
+
+    modalbridge fit --config configs/actions/world.yaml [--trainer.max_epochs 3]
+    modalbridge demo                      # the main job on the embedded world
+    modalbridge world actions             # build/locate an embedded world
+    modalbridge data check epic-kitchens-100 /data/EPIC-KITCHENS
+    modalbridge recognize clip.mp4 --ckpt runs/actions/world/checkpoints/last.ckpt
+    modalbridge models                    # list registered models
+    modalbridge bench all
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
+
+# embedded world per task name used by ``modalbridge world <task>``
+TASK_WORLDS = {"actions": "kitchen", "distill": "kitchen", "layouts": "kitchen"}
+
+
+def _lightning(argv: list[str]) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    from modalbridge.core.paths import runs_dir
+    from modalbridge.core.runs import KillAtEpoch, RunDirCallback
+
+    class ModalbridgeCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_argument("--task", default="actions", help="task folder of the run (runs/<task>/<name>)")
+            parser.add_argument("--run_name", default="default", help="run name (runs/<task>/<name>)")
+            parser.add_argument("--monitor", default="val/action_top1", help="metric selecting the best ckpt")
+            parser.link_arguments("data.heads", "model.init_args.heads", apply_on="instantiate")
+
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config[self.subcommand] if self.subcommand else self.config
+            if cfg.trainer.default_root_dir in (None, "", "."):
+                cfg.trainer.default_root_dir = str(runs_dir() / cfg.task / cfg.run_name)
+            self._monitor = cfg.monitor
+
+        def instantiate_trainer(self, **kwargs):
+            kwargs.setdefault("callbacks", [])
+            kwargs["callbacks"] = list(kwargs["callbacks"]) + [ModelCheckpoint(
+                monitor=self._monitor, mode="max", save_last=True, filename="best-{epoch}")]
+            return super().instantiate_trainer(**kwargs)
+
+    callbacks = [RunDirCallback()]
+    if os.environ.get("MODALBRIDGE_KILL_AT_EPOCH"):
+        callbacks.append(KillAtEpoch(int(os.environ["MODALBRIDGE_KILL_AT_EPOCH"])))
+    ModalbridgeCLI(
+        args=argv,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"logger": False, "use_distributed_sampler": False,
+                          "callbacks": callbacks, "enable_progress_bar": not os.environ.get("CI")},
+        parser_kwargs={"prog": f"modalbridge {argv[0] if argv else ''}".strip()},
+    )
+
+
+def _world(args) -> int:
+    from modalbridge.core.worlds import world_builder
+
+    name = TASK_WORLDS.get(args.task, args.task)
+    root = world_builder(name)()
+    print(root)
+    return 0
+
+
+def _data_check(args) -> int:
+    from modalbridge.io.check import check_dataset, format_report
+
+    problems = check_dataset(args.dataset, Path(args.root))
+    print(format_report(problems))
+    return 1 if problems else 0
+
+
+def _models(args) -> int:
+    from modalbridge.core.registry import list_models, model_entry
+
+    for name in list_models(args.task):
+        e = model_entry(name)
+        print(f"{name:24s} {e.task:10s} {e.doc}")
+    return 0
+
+
+def _recognize(args) -> int:
+    from modalbridge.tasks.actions.infer import recognize
+
+    for head, top in recognize(args.video, args.ckpt, top_k=args.top).items():
+        print(f"{head}:")
+        for rank, (label, p) in enumerate(top, 1):
+            print(f"  {rank}. {label:30s} {100 * p:5.1f}%")
+    return 0
+
+
+def _bench(args) -> int:
+    from modalbridge.benchmarks import run_benchmarks
+
+    run_benchmarks(args.name, quick=args.quick)
+    return 0
+
+
+def _demo(args) -> int:
+    from modalbridge.demo import run_demo
+
+    report = run_demo(quick=args.quick)
+    print(f"report: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modalbridge", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    for verb in LIGHTNING_VERBS:
+        sub.add_parser(verb, help=f"Lightning {verb} from a YAML config (see `modalbridge {verb} --help`)",
+                       add_help=False)
+    s = sub.add_parser("demo", help="the main job on the embedded world; writes runs/demo/report.html")
+    s.add_argument("--quick", action="store_true", help="smaller settings (smoke test)")
+    s.set_defaults(func=_demo)
+    s = sub.add_parser("world", help="build (first use) and print the folder of a task's embedded world")
+    s.add_argument("task", help=f"task or world name ({', '.join(sorted(TASK_WORLDS))})")
+    s.set_defaults(func=_world)
+    s = sub.add_parser("data", help="dataset utilities")
+    dsub = s.add_subparsers(dest="data_verb", required=True)
+    c = dsub.add_parser("check", help="validate a dataset folder and list every problem (exit 1 if any)")
+    c.add_argument("dataset", help="epic-kitchens-100 | ssv2 | something-else")
+    c.add_argument("root")
+    c.set_defaults(func=_data_check)
+    s = sub.add_parser("models", help="list registered models")
+    s.add_argument("--task", default=None)
+    s.set_defaults(func=_models)
+    s = sub.add_parser("recognize", help="top-k labels of a video with a trained checkpoint")
+    s.add_argument("video")
+    s.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `modalbridge fit`")
+    s.add_argument("--top", type=int, default=5)
+    s.set_defaults(func=_recognize)
+    s = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
+    s.add_argument("name", nargs="?", default="all", help="all | clip_pipeline | train_step | flops")
+    s.add_argument("--quick", action="store_true")
+    s.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in LIGHTNING_VERBS:
+        _lightning(argv)
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

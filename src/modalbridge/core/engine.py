@@ -1,0 +1,189 @@
+"""Lightning plumbing shared by every classification-style task.
+
+:class:`ClassifierModule` owns what does not depend on the method: the AdamW optimiser with the
+papers' per-step linear warm-up + linear decay schedule, collection of evaluation logits across
+batches and DDP ranks (de-duplicated by clip index), the standard metrics (top-1/top-5 per head,
+action = verb∧noun, ECE, per-split accuracies) and RNG state in checkpoints so a resumed run
+continues exactly. Subclasses implement :meth:`forward` (``batch -> {head: logits}``) and
+:meth:`loss` (``outputs, batch -> (loss, logs)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
+
+
+def warmup_linear_schedule(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear 0→1 over ``warmup_steps``, then linear 1→0 at ``total_steps``."""
+
+    def fn(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return fn
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no decay on biases and 1-D parameters (norms), ``weight_decay`` elsewhere."""
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class ClassifierModule(L.LightningModule):
+    """Base LightningModule for multi-head classifiers (see module docstring).
+
+    Args:
+        lr: peak learning rate. weight_decay: AdamW decoupled decay.
+        warmup_epochs: linear warm-up length in epochs (fractional allowed).
+        ece_bins: bins for the expected calibration error.
+    """
+
+    def __init__(self, *, lr: float = 1e-4, weight_decay: float = 0.05, warmup_epochs: float = 3.0,
+                 ece_bins: int = 15):
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_epochs, self.ece_bins = lr, weight_decay, warmup_epochs, ece_bins
+        self._eval: dict[str, list[torch.Tensor]] = {}
+        self.skipped_clips = 0
+
+    # -- to implement -------------------------------------------------------------------------
+    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def label_heads(self) -> list[str]:
+        """Heads that have ground-truth labels in the batch (e.g. ``["verb", "noun"]``)."""
+        raise NotImplementedError
+
+    # -- optimisation --------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(param_groups(self, self.weight_decay), lr=self.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = int(round(self.warmup_epochs * total / epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_schedule(total, warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- steps -------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int):
+        self._count_skips(batch)
+        if "video" not in batch and "index" not in batch:
+            return None  # every clip of this batch was skipped
+        outputs = self(batch)
+        loss, logs = self.loss(outputs, batch)
+        bs = len(batch["index"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in logs.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss
+
+    def _count_skips(self, batch: dict[str, Any]) -> None:
+        skipped = int(batch.get("skipped", 0))
+        if skipped:
+            self.skipped_clips += skipped
+            self.log("skipped_clips", float(self.skipped_clips), reduce_fx="max")
+
+    def _eval_step(self, batch: dict[str, Any]) -> None:
+        self._count_skips(batch)
+        if "index" not in batch:
+            return
+        outputs = self(batch)
+        self._eval.setdefault("index", []).append(batch["index"].detach())
+        for head in self.label_heads():
+            self._eval.setdefault(f"logits/{head}", []).append(outputs[head].detach().float())
+            self._eval.setdefault(f"target/{head}", []).append(batch[head].detach())
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval = {}
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def gathered_eval(self) -> dict[str, torch.Tensor]:
+        """Concatenate this epoch's eval tensors over batches and ranks; keep one row per clip index."""
+        if not self._eval:
+            return {}
+        local = {k: torch.cat(v) for k, v in self._eval.items()}
+        if self.trainer is not None and self.trainer.world_size > 1:
+            local = {k: self.all_gather(v).flatten(0, 1) for k, v in local.items()}
+        index = local["index"].cpu().numpy()
+        _, first = np.unique(index, return_index=True)
+        keep = torch.as_tensor(first)
+        return {k: v.cpu()[keep] for k, v in local.items()}
+
+    def compute_metrics(self, ev: dict[str, torch.Tensor]) -> dict[str, float]:
+        heads = self.label_heads()
+        out: dict[str, float] = {}
+        for h in heads:
+            acc = topk_accuracy(ev[f"logits/{h}"], ev[f"target/{h}"], ks=(1, 5))
+            out[f"{h}_top1"], out[f"{h}_top5"] = acc[1], acc[5]
+            probs = ev[f"logits/{h}"].softmax(-1)
+            out[f"{h}_ece"] = expected_calibration_error(probs, ev[f"target/{h}"], n_bins=self.ece_bins)
+        if "verb" in heads and "noun" in heads:
+            args = (ev["logits/verb"], ev["logits/noun"], ev["target/verb"], ev["target/noun"])
+            out["action_top1"] = action_accuracy(*args)
+            out["action_ece"] = action_ece(ev["logits/verb"].softmax(-1), ev["logits/noun"].softmax(-1),
+                                           ev["target/verb"], ev["target/noun"], n_bins=self.ece_bins)
+            dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            masks = dm.split_masks() if dm is not None and hasattr(dm, "split_masks") else {}
+            for name, mask in masks.items():
+                m = mask[ev["index"]]
+                if m.any():
+                    for h in ("verb", "noun"):
+                        out[f"{name}/{h}_top1"] = topk_accuracy(ev[f"logits/{h}"][m], ev[f"target/{h}"][m],
+                                                                ks=(1,))[1]
+                    out[f"{name}/action_top1"] = action_accuracy(*(a[m] for a in args))
+        out["num_clips"] = float(len(ev["index"]))
+        return out
+
+    def _log_eval(self, stage: str) -> None:
+        ev = self.gathered_eval()
+        if not ev:
+            return
+        metrics = self.compute_metrics(ev)
+        self.last_eval_metrics = {f"{stage}/{k}": v for k, v in metrics.items()}
+        for k, v in metrics.items():
+            self.log(f"{stage}/{k}", float(v), prog_bar=k in ("action_top1",), rank_zero_only=False,
+                     sync_dist=False)
+        self._eval = {}
+
+    # -- exact resume ----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # stored as tensors/ints only, so the checkpoint loads with torch.load(weights_only=True)
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["modalbridge_rng"] = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(
+            keys.astype(np.int64)), "numpy_pos": int(pos), "numpy_gauss": [int(has_gauss), float(gauss)]}
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None:
+            checkpoint["modalbridge_data"] = {"class_names": getattr(dm, "class_names", None),
+                                              "hparams": dict(getattr(dm, "hparams", {}))}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("modalbridge_rng")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            has_gauss, gauss = state["numpy_gauss"]
+            np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                                 int(has_gauss), float(gauss)))

@@ -1,0 +1,116 @@
+"""Video backbones from torchvision, exposed as feature extractors ``(B, 3, T, H, W) -> (B, D)``.
+
+Every backbone here is a torchvision model with its classification head removed, so a user's
+torchvision-format checkpoint (e.g. ``Swin3D_T_Weights.KINETICS400_V1`` saved to disk) loads as is.
+
+=================  =====================================================  ======  =========
+name               architecture                                           D       params
+=================  =====================================================  ======  =========
+``swin3d_t``       Video Swin-T: patch (2,4,4), C=96, depths 2-2-6-2,     768     27.9 M
+                   heads 3-6-12-24, window (8,7,7), drop-path 0.2
+``swin3d_tiny``    same family, C=32, depths 1-1-2-1, window (4,4,4)      256     ~1 M
+                   (for embedded worlds on a CPU)
+``r3d_18``         3D ResNet-18 (torchvision ``r3d_18``)                  512     33.2 M
+``r3d_50``         3D ResNet-50: torchvision VideoResNet with Bottleneck  2048    46.2 M
+                   blocks [3,4,6,3] and the R3D stem (3x7x7 conv)
+=================  =====================================================  ======  =========
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchvision.models.video import resnet as tv_resnet
+from torchvision.models.video import swin_transformer as tv_swin
+
+from modalbridge.core.weights import load_state_dict, strip_prefixes
+
+
+class VideoBackbone(nn.Module):
+    """Wraps a torchvision video model whose head was replaced by ``nn.Identity``.
+
+    Shapes: ``forward(x: (B, 3, T, H, W)) -> (B, out_dim)``.
+    """
+
+    def __init__(self, trunk: nn.Module, out_dim: int, name: str):
+        super().__init__()
+        self.trunk = trunk
+        self.out_dim = out_dim
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def load_pretrained(self, path: str) -> tuple[list[str], list[str]]:
+        """Load a torchvision-format state dict (head keys are ignored); returns (missing, unexpected)."""
+        sd = strip_prefixes(load_state_dict(path), prefixes=("module.", "_orig_mod.", "backbone.", "trunk."))
+        sd = {k: v for k, v in sd.items() if not k.startswith(("head.", "fc."))}
+        result = self.trunk.load_state_dict(sd, strict=False)
+        if len(result.missing_keys) == len(self.trunk.state_dict()):
+            raise ValueError(
+                f"{path}: none of its {len(sd)} tensors match the {self.name} backbone; expected torchvision "
+                "key names (e.g. 'features.0.0.weight' for Swin3D, 'layer1.0.conv1.0.weight' for R3D)"
+            )
+        return list(result.missing_keys), list(result.unexpected_keys)
+
+
+def _swin(embed_dim: int, depths: list[int], heads: list[int], window: list[int], drop_path: float) -> nn.Module:
+    model = tv_swin.SwinTransformer3d(
+        patch_size=[2, 4, 4], embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=window,
+        stochastic_depth_prob=drop_path, num_classes=1,
+    )
+    model.head = nn.Identity()
+    return model
+
+
+def swin3d_t(drop_path: float = 0.2) -> VideoBackbone:
+    return VideoBackbone(_swin(96, [2, 2, 6, 2], [3, 6, 12, 24], [8, 7, 7], drop_path), 768, "swin3d_t")
+
+
+def swin3d_tiny(drop_path: float = 0.1, embed_dim: int = 32) -> VideoBackbone:
+    return VideoBackbone(_swin(embed_dim, [1, 1, 2, 1], [1, 2, 4, 8], [4, 4, 4], drop_path), embed_dim * 8,
+                         "swin3d_tiny")
+
+
+class _R3DStem(nn.Sequential):
+    """3D ResNet stem of Hara et al.: conv 3x7x7 stride (1,2,2), BN, ReLU (torchvision R3D layout)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(64), nn.ReLU(inplace=True),
+        )
+
+
+def r3d_18() -> VideoBackbone:
+    model = tv_resnet.r3d_18()
+    model.fc = nn.Identity()
+    return VideoBackbone(model, 512, "r3d_18")
+
+
+def r3d_50() -> VideoBackbone:
+    model = tv_resnet.VideoResNet(
+        block=tv_resnet.Bottleneck, conv_makers=[tv_resnet.Conv3DSimple] * 4, layers=[3, 4, 6, 3], stem=_R3DStem,
+    )
+    model.fc = nn.Identity()
+    return VideoBackbone(model, 2048, "r3d_50")
+
+
+BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
+    "swin3d_t": swin3d_t,
+    "swin3d_tiny": swin3d_tiny,
+    "r3d_18": r3d_18,
+    "r3d_50": r3d_50,
+}
+
+
+def build_backbone(name: str, **kwargs) -> VideoBackbone:
+    """Build a backbone by name (see the table in this module's docstring)."""
+    if name not in BACKBONES:
+        raise KeyError(f"unknown video backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    return BACKBONES[name](**kwargs)
+
+
+__all__ = ["BACKBONES", "VideoBackbone", "build_backbone"]
