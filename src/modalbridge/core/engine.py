@@ -77,7 +77,7 @@ class ClassifierModule(L.LightningModule):
     # -- steps -------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         self._count_skips(batch)
-        if "video" not in batch and "index" not in batch:
+        if "index" not in batch:
             return None  # every clip of this batch was skipped
         outputs = self(batch)
         loss, logs = self.loss(outputs, batch)

@@ -82,7 +82,11 @@ class ClipTransform:
                 f"flip={self.flip}, color_jitter={self.color_jitter})")
 
     def sample_params(self, height: int, width: int, rng: np.random.Generator | None = None) -> ClipParams:
-        """Draw the params for a clip of ``height × width`` frames (eval: deterministic)."""
+        """Draw the params for a clip of ``height × width`` frames.
+
+        Eval is deterministic and ignores ``rng``; in training ``rng=None`` uses a fresh,
+        OS-seeded generator.
+        """
         size = self.size
         if not self.train:
             rh, rw = _resized_size(height, width, size)
@@ -104,7 +108,10 @@ class ClipTransform:
 
     def __call__(self, clip: torch.Tensor | np.ndarray, params: ClipParams | None = None,
                  rng: np.random.Generator | None = None) -> torch.Tensor:
-        """``clip`` uint8 ``(T, H, W, 3)`` → float32 ``(3, T, size, size)``."""
+        """``clip`` uint8 ``(T, H, W, 3)`` (or float in [0, 1]) → float32 ``(3, T, size, size)``.
+
+        Without ``params`` they are drawn by :meth:`sample_params` from ``rng``.
+        """
         x = torch.as_tensor(clip)
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"expected a clip (T, H, W, 3), got shape {tuple(x.shape)}")

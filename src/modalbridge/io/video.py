@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from torch.utils.data import get_worker_info
 
 from modalbridge.core.errors import MediaError
 
@@ -134,7 +135,7 @@ def _warn_short_once(path: str, last: int, wanted: int) -> None:
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
-                size: tuple[int, int] | None = None) -> torch.Tensor:
+                size: tuple[int, int] | None = None, threads: int | None = None) -> torch.Tensor:
     """Decode the frames at ``indices`` (0-based, any order, duplicates allowed).
 
     Returns a uint8 tensor ``(T, H, W, 3)`` RGB with ``T = len(indices)``, in the order of
@@ -145,6 +146,10 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
 
     Frame ``i`` is identified by its timestamp, ``round((pts - start) * time_base * fps)``, so
     the file is assumed to have a constant frame rate (true for EPIC-KITCHENS / SSv2 encodes).
+
+    ``threads``: decoder threads; ``None`` means one inside a DataLoader worker (the workers
+    already occupy the cores) and FFmpeg's automatic frame+slice threading elsewhere; ``0``
+    forces automatic threading.
     """
     path = str(path)
     wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -159,8 +164,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
     container = _open(path)
     try:
         stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        decoded, last_seen = _decode_range(container, stream, path, first, last, needed, size)
+        _set_threads(stream, threads)
+        decoded, last_seen = _decode_range(container, stream, path, first, last, needed, size, threads)
     finally:
         container.close()
 
@@ -172,8 +177,20 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
     return torch.from_numpy(np.stack(frames))
 
 
+def _set_threads(stream, threads: int | None) -> None:
+    if threads is None:
+        threads = 1 if get_worker_info() is not None else 0
+    if threads == 1:
+        stream.thread_type = "NONE"
+        stream.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+
+
 def _decode_range(container, stream, path: str, first: int, last: int, needed: set[int],
-                  size: tuple[int, int] | None) -> tuple[dict[int, np.ndarray], int | None]:
+                  size: tuple[int, int] | None, threads: int | None
+                  ) -> tuple[dict[int, np.ndarray], int | None]:
     """Decode frames ``first..last``; returns ``({index: (H, W, 3) array}, last index seen)``."""
     fps = _stream_fps(stream)
     start_pts = stream.start_time or 0
@@ -192,7 +209,7 @@ def _decode_range(container, stream, path: str, first: int, last: int, needed: s
         container.close()
         container = _open(path)
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        _set_threads(stream, threads)
     try:
         out, _, last_seen = _collect(container, stream, path, last, needed, size, fps, counting=True)
         return out, last_seen
@@ -269,7 +286,7 @@ def _to_array(frame, size: tuple[int, int] | None) -> np.ndarray:
 def _codec_for(path: Path, codec: str | None) -> tuple[str, str]:
     suffix = path.suffix.lower()
     if codec is None:
-        codec = {".webm": "libvpx-vp9", ".mkv": "libx264"}.get(suffix, "libx264")
+        codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
     audio_codec = "libopus" if suffix == ".webm" else "aac"
     return codec, audio_codec
 

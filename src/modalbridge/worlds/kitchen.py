@@ -77,6 +77,7 @@ import colorsys
 import csv
 import hashlib
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -86,7 +87,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -136,17 +137,38 @@ _SS_OBJECTS_B = (("cup", "ring"), ("shoe", "oval"), ("scissors", "cross"), ("lig
                  ("toy car", "oval"), ("apple", "ring"), ("marker", "cross"), ("key", "diamond"))
 
 _ASSETS = ("modalbridge", "assets/epic_kitchens_100")
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class KitchenWorldConfig:
-    """Everything that shapes the world. Defaults generate in well under 20 s on 2 cores.
+    """Everything that shapes the world (sizes, counts, difficulty). The defaults generate in about 20 s
+    with 2 worker processes on 2 idle cores (17 s measured; ~140 MB on disk, most of it flow JPEGs).
 
-    EPIC part: ``train_videos`` / ``val_videos`` are ``PXX_1YY`` ids (participant = prefix); segments are
-    spread evenly over the videos of their split. ``fps`` is the frame rate unless the participant is in
-    ``participant_fps``. ``ek_novel_colours`` chooses which validation videos use the novel noun palette:
-    ``"unseen"`` (videos of ``unseen_participants``), ``"validation"`` (all) or ``"none"``.
+    EPIC-KITCHENS-100 part:
+        width, height: frame size of every EPIC video (even). fps / participant_fps: frame rate, per
+        participant override (P02 records at 25 fps to exercise per-video rates). train_videos / val_videos:
+        ``PXX_1YY`` ids, disjoint; train_segments / val_segments are spread evenly over them, each video
+        holding consecutive segments of ``segment_seconds`` separated by gaps of ``gap_seconds``.
+        unseen_participants: validation-only participants (listed in the unseen csv). verbs / nouns: EPIC keys
+        (subsets of take/put/wash/open/close/cut and spoon/plate/cupboard/knife/lid/drawer/onion/potato).
+        class_temperature: class frequencies follow the real counts raised to this power (0 = uniform).
+        label_noise: fraction of train rows whose annotation is replaced by a narration of another verb (the
+        video keeps the true action; see ``world_truth.csv``). occlusion_prob: fraction of segments with a
+        static occluder in front of the object. object_contrast: object opacity over the background.
+        noise_std: per-frame pixel noise. clutter: static background blobs per kitchen. ek_novel_colours:
+        validation videos drawn with the novel noun palette: ``"unseen"`` (videos of unseen participants),
+        ``"validation"`` (all) or ``"none"``. tail_fraction: tail csvs list the rarest train classes holding at
+        most this fraction of the train instances (at least one class). audio_rate: AAC sample rate (mono).
+        audio_noun_level / audio_noise_level: amplitude of the noun tone and of the background noise.
+        flow_bound / flow_jpeg_quality: flow quantisation bound (pixels) and JPEG quality.
+
+    Something-Else part:
+        ss_train_clips / ss_val_clips, ss_fps, ss_height, ss_widths (each clip picks one), ss_seconds (clip
+        length), ss_templates (class id = index in the sorted template list), ss_spurious (probability that a
+        train clip uses its template's favourite set-A object), ss_label_noise, ss_distractor_prob (static,
+        unannotated extra object in one-object clips), ss_dirty_box_prob, ss_empty_frame_prob, ss_noise_std.
     """
 
     # -- EPIC-KITCHENS-100 part
@@ -167,7 +189,7 @@ class KitchenWorldConfig:
     label_noise: float = 0.0
     occlusion_prob: float = 0.25
     object_contrast: float = 0.8
-    noise_std: float = 6.0
+    noise_std: float = 4.0
     clutter: int = 4
     ek_novel_colours: str = "unseen"
     tail_fraction: float = 0.2
@@ -193,8 +215,9 @@ class KitchenWorldConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("width", "height", "ss_height", *(f"ss_widths[{i}]" for i in range(len(self.ss_widths)))):
-            value = self.ss_widths[int(name[10:-1])] if name.startswith("ss_widths[") else getattr(self, name)
+        sizes = [("width", self.width), ("height", self.height), ("ss_height", self.ss_height),
+                 *((f"ss_widths[{i}]", w) for i, w in enumerate(self.ss_widths))]
+        for name, value in sizes:
             if value < 16 or value % 2:
                 problems.append(f"{name} must be an even number ≥ 16 (H.264/VP9 4:2:0), got {value}")
         unknown = sorted(set(self.verbs) - set(_EK_VERBS)) + sorted(set(self.nouns) - set(_EK_NOUNS))
@@ -373,34 +396,54 @@ class _Layer:
     def box(self, t: int) -> tuple[float, float, float, float]:
         """Tight axis-aligned box (x1, y1, x2, y2) in pixels at frame ``t`` (unclipped)."""
         ex, ey = _SHAPES[self.shape][1]
-        r = self.radius * self.scale[t]
-        return (self.cx[t] - ex * r, self.cy[t] - ey * r, self.cx[t] + ex * r, self.cy[t] + ey * r)
+        r, cx, cy = float(self.radius * self.scale[t]), float(self.cx[t]), float(self.cy[t])
+        return cx - ex * r, cy - ey * r, cx + ex * r, cy + ey * r
 
 
-def _footprint(shape: str, cx: float, cy: float, r: float, width: int, height: int):
-    """Slices of the frame covered by a shape and its (mask, part) there, or None when off-frame."""
-    fn, (ex, ey) = _SHAPES[shape]
-    x0, x1 = max(math.floor(cx - ex * r), 0), min(math.ceil(cx + ex * r) + 1, width)
-    y0, y1 = max(math.floor(cy - ey * r), 0), min(math.ceil(cy + ey * r) + 1, height)
-    if x0 >= x1 or y0 >= y1 or r <= 0:
-        return None
-    u = ((np.arange(x0, x1, dtype=np.float32) - cx) / r)[None, :]
-    v = ((np.arange(y0, y1, dtype=np.float32) - cy) / r)[:, None]
+def _paint(out: np.ndarray, layer: _Layer, flow_slot: np.ndarray | None = None,
+           flows: np.ndarray | None = None) -> None:
+    """Alpha-blend ``layer`` into the float frames ``out`` (n, H, W, 3) in place, all frames at once.
+
+    The shape is evaluated on one crop per frame, (n, h, w), sized for the largest radius and placed at the
+    layer's centre in each frame. When ``flows`` (m, H, W, 2) is given, ``flow_slot`` (n,) maps frame ``t``
+    to its flow slot (-1 = none) and the layer's analytic displacement from frame ``t`` to ``t+2`` is written
+    where it covers frame ``t`` (zero when it is gone at ``t+2``); painting layers in order leaves the
+    top-most layer's motion at each pixel.
+    """
+    n, height, width = out.shape[:3]
+    fn, (ex, ey) = _SHAPES[layer.shape]
+    r = (layer.radius * layer.scale).astype(np.float32)
+    half_w, half_h = ex * float(r.max()), ey * float(r.max())
+    xx = np.floor(layer.cx - half_w).astype(np.int64)[:, None] - 1 + np.arange(2 * math.ceil(half_w) + 3)
+    yy = np.floor(layer.cy - half_h).astype(np.int64)[:, None] - 1 + np.arange(2 * math.ceil(half_h) + 3)
+    u = ((xx - layer.cx[:, None]) / r[:, None]).astype(np.float32)[:, None, :]  # (n, 1, w)
+    v = ((yy - layer.cy[:, None]) / r[:, None]).astype(np.float32)[:, :, None]  # (n, h, 1)
     mask, part = fn(u, v)
-    shape_hw = (y1 - y0, x1 - x0)
-    return (slice(y0, y1), slice(x0, x1)), np.broadcast_to(mask, shape_hw), np.broadcast_to(part, shape_hw)
-
-
-def _paint_static(image: np.ndarray, layer: _Layer, t: int = 0) -> None:
-    """Draw ``layer`` at frame ``t`` into a float image (H, W, 3) in place."""
-    fp = _footprint(layer.shape, layer.cx[t], layer.cy[t], layer.radius * layer.scale[t], image.shape[1],
-                    image.shape[0])
-    if fp is None:
+    mask = (mask & layer.visible[:, None, None] & ((yy >= 0) & (yy < height))[:, :, None]
+            & ((xx >= 0) & (xx < width))[:, None, :])
+    ti, yi, xi = np.nonzero(mask)
+    if len(ti) == 0:
         return
-    (ys, xs), mask, part = fp
-    region = image[ys, xs]
-    colour = np.where(part[..., None], layer.colour2, layer.colour)
-    region[mask] += layer.alpha * (colour[mask] - region[mask])
+    ys, xs = yy[ti, yi], xx[ti, xi]
+    second = np.broadcast_to(part, mask.shape)[ti, yi, xi]
+    colour = np.where(second[:, None], layer.colour2, layer.colour)
+    pixels = out[ti, ys, xs]
+    out[ti, ys, xs] = pixels + np.float32(layer.alpha) * (colour - pixels)
+    if flows is None:
+        return
+    sel = flow_slot[ti] >= 0
+    ft, fy, fx = ti[sel], ys[sel], xs[sel]
+    nxt = np.minimum(np.arange(n) + 2, n - 1)
+    moving = (np.arange(n) + 2 < n) & layer.visible[nxt]
+    k = np.where(moving, layer.scale[nxt] / layer.scale, 0.0)[ft]
+    on = moving[ft]
+    flows[flow_slot[ft], fy, fx, 0] = np.where(on, layer.cx[nxt][ft] + k * (fx - layer.cx[ft]) - fx, 0.0)
+    flows[flow_slot[ft], fy, fx, 1] = np.where(on, layer.cy[nxt][ft] + k * (fy - layer.cy[ft]) - fy, 0.0)
+
+
+def _paint_static(image: np.ndarray, layer: _Layer) -> None:
+    """Draw a one-frame ``layer`` into a float image (H, W, 3) in place."""
+    _paint(image[None], layer)
 
 
 def _render(background: np.ndarray, layers: Sequence[_Layer], n: int, noise: np.ndarray,
@@ -415,38 +458,15 @@ def _render(background: np.ndarray, layers: Sequence[_Layer], n: int, noise: np.
     height, width = background.shape[:2]
     out = np.empty((n, height, width, 3), np.float32)
     out[:] = background
-    gx = np.arange(width, dtype=np.float32)[None, :]
-    gy = np.arange(height, dtype=np.float32)[:, None]
-    wanted = set(flow_starts)
-    flows: dict[int, np.ndarray] = {}
-    for t in range(n):
-        frame = out[t]
-        flow = np.zeros((height, width, 2), np.float32) if t in wanted else None
-        for layer in layers:
-            if not layer.visible[t]:
-                continue
-            fp = _footprint(layer.shape, layer.cx[t], layer.cy[t], layer.radius * layer.scale[t], width, height)
-            if fp is None:
-                continue
-            (ys, xs), mask, part = fp
-            region = frame[ys, xs]
-            colour = np.where(part[..., None], layer.colour2, layer.colour)
-            region[mask] += layer.alpha * (colour[mask] - region[mask])
-            if flow is not None:
-                target = flow[ys, xs]
-                if t + 2 < n and layer.visible[t + 2]:
-                    k = layer.scale[t + 2] / layer.scale[t]
-                    dx = layer.cx[t + 2] + k * (gx[:, xs] - layer.cx[t]) - gx[:, xs]
-                    dy = layer.cy[t + 2] + k * (gy[ys, :] - layer.cy[t]) - gy[ys, :]
-                    disp = np.stack(np.broadcast_arrays(dx, dy), axis=-1)
-                    target[mask] = disp[mask]
-                else:
-                    target[mask] = 0.0
-        if flow is not None:
-            flows[t] = flow
+    starts = sorted(set(flow_starts))
+    flow_slot = np.full(n, -1, np.int64)
+    flow_slot[starts] = np.arange(len(starts))
+    flows = np.zeros((len(starts), height, width, 2), np.float32)
+    for layer in layers:
+        _paint(out, layer, flow_slot, flows)
     out += noise[rng.integers(len(noise), size=n)]
     np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8), flows
+    return out.astype(np.uint8), {t: flows[i] for i, t in enumerate(starts)}
 
 
 def _texture(rng: np.random.Generator, width: int, height: int, base: np.ndarray, amplitude: float) -> np.ndarray:
@@ -457,7 +477,8 @@ def _texture(rng: np.random.Generator, width: int, height: int, base: np.ndarray
 
 
 def _noise_bank(rng: np.random.Generator, width: int, height: int, std: float, k: int = 12) -> np.ndarray:
-    return rng.normal(0.0, std, (k, height, width, 3)).astype(np.float32)
+    """(k, H, W, 3) float32 Gaussian pixel noise; one image is added to each rendered frame."""
+    return rng.standard_normal((k, height, width, 3), dtype=np.float32) * np.float32(std)
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -480,10 +501,15 @@ def _phase(tau: np.ndarray, start: float, stop: float) -> np.ndarray:
     return _smoothstep((tau - start) / (stop - start))
 
 
-def _fit_offset(lo: np.ndarray, hi: np.ndarray, size: float, margin: float, rng: np.random.Generator) -> float:
-    """Random shift that keeps the interval [min(lo), max(hi)] inside [margin, size - margin]."""
-    low, high = margin - float(np.min(lo)), size - margin - float(np.max(hi))
+def _fit_range(lo: np.ndarray, hi: np.ndarray, first: float, last: float, rng: np.random.Generator) -> float:
+    """Random shift that moves the interval [min(lo), max(hi)] inside [first, last] (centred if too long)."""
+    low, high = first - float(np.min(lo)), last - float(np.max(hi))
     return rng.uniform(low, high) if low <= high else 0.5 * (low + high)
+
+
+def _fit_offset(lo: np.ndarray, hi: np.ndarray, size: float, margin: float, rng: np.random.Generator) -> float:
+    """Random shift that keeps [min(lo), max(hi)] inside [margin, size - margin]."""
+    return _fit_range(lo, hi, margin, size - margin, rng)
 
 
 # --------------------------------------------------------------------------------------------- EPIC palettes
@@ -506,8 +532,8 @@ def _ss_objects(names_shapes, hue_offset: float, saturation: float, value: float
         hue = 360.0 * i / len(names_shapes) + hue_offset
         main = _hsv(hue, saturation, value)
         second = _hsv(hue + 180.0, 0.25, 0.95) if i % 2 else 0.5 * main
-        objects.append({"name": name, "shape": shape, "colour": main.round(1).tolist(),
-                        "colour2": np.asarray(second).round(1).tolist()})
+        objects.append({"name": name, "shape": shape, "colour": [round(float(c), 1) for c in main],
+                        "colour2": [round(float(c), 1) for c in second]})
     return objects
 
 
@@ -733,8 +759,8 @@ class _VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1001)
         self.video = self.container.add_stream("libx264" if mp4 else "libvpx-vp9", rate=self.fps)
         self.video.width, self.video.height, self.video.pix_fmt = width, height, "yuv420p"
-        self.video.options = ({"preset": "ultrafast", "crf": "18", "threads": "1"} if mp4 else
-                              {"deadline": "realtime", "cpu-used": "8", "crf": "24", "b": "0", "threads": "1"})
+        self.video.options = ({"preset": "ultrafast", "crf": "23", "threads": "1"} if mp4 else
+                              {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0", "threads": "1"})
         self.audio = None
         self.audio_data = audio
         self.audio_rate = audio_rate
@@ -767,6 +793,7 @@ class _VideoWriter:
                 chunk = np.pad(chunk, (0, step - len(chunk)))
             frame = av.AudioFrame.from_ndarray(chunk[None, :].astype(np.float32), format="fltp", layout="mono")
             frame.sample_rate = self.audio_rate
+            frame.time_base = Fraction(1, self.audio_rate)
             frame.pts = self.audio_done
             self.audio_done += step
             for packet in self.audio.encode(frame):
@@ -831,7 +858,7 @@ def _render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
             pieces.append(("gap", cursor, seg["start"] - cursor, None))
         layers, cues = _ek_layers(seg["verb"], seg["noun"], seg["frames"], fps, width, height, rng,
                                   palettes[seg["palette"]][seg["noun"]], skin, cfg.object_contrast, seg["occluded"])
-        seg["colour"] = layers[0].colour.round(1).tolist()
+        seg["colour"] = [round(float(c), 1) for c in layers[0].colour]
         pieces.append(("segment", seg["start"], seg["frames"], layers))
         a, m = round(seg["start"] / fps * sr), round(seg["frames"] / fps * sr)
         m = min(m, len(audio) - a)
@@ -909,7 +936,6 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
     elif motion in ("closer", "away"):
         near = side * (ex_a * ra + ex_b * rb + rng.uniform(3.0, 8.0) * unit)
         far = near + side * rng.uniform(0.3, 0.4) * width
-        bx, by = 0.0, 0.0
         start, stop = (far, near) if motion == "closer" else (near, far)
         ax = start + (stop - start) * carry
         ay = rng.uniform(-0.1, 0.1) * height * (1.0 - carry if motion == "closer" else carry)
@@ -948,9 +974,8 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
     if obj_b is not None:
         lo_x, hi_x = np.append(lo_x, bx - ex_b * rb), np.append(hi_x, bx + ex_b * rb)
         lo_y, hi_y = np.append(lo_y, by - ey_b * rb), np.append(hi_y, by + ey_b * rb)
-    top = 0.25 * height + ey_a * ra  # objects rest on the table, below the top quarter
     dx = _fit_offset(lo_x, hi_x, width, 2.0, rng)
-    dy = rng.uniform(max(top - np.min(lo_y), 2.0 - np.min(lo_y)), max(height - 2.0 - np.max(hi_y), top - np.min(lo_y)))
+    dy = _fit_range(lo_y, hi_y, 0.25 * height, height - 2.0, rng)  # objects rest below the top quarter
     ax, ay, bx, by = ax + dx, ay + dy, bx + dx, by + dy
     raw = np.zeros(n, bool)
     if motion == "push_off":
@@ -960,8 +985,11 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
         a_visible = ay - ey_a * ra < height
         raw = tau > 0.6
     # hand: approaches the grip point, follows it while carrying, then leaves upwards
-    grip = np.array([rng.uniform(-0.3, 0.3) * ex_a * ra, -(ey_a * ra * a_scale[0] + 0.6 * rh)])
-    hx, hy = ax + grip[0], ay - (ey_a * ra * a_scale + 0.6 * rh)
+    if motion == "push_off":  # behind the object, pushing it towards the edge
+        hx, hy = ax - side * (ex_a * ra + 0.6 * rh), ay.copy()
+    else:  # on top of the object, grabbing it
+        hx = ax + rng.uniform(-0.3, 0.3) * ex_a * ra
+        hy = ay - (ey_a * ra * a_scale + 0.6 * rh)
     if motion == "pretend_pick":
         hy = hy - rng.uniform(0.25, 0.4) * height * _phase(tau, 0.45, 0.85)
     i_grab = min(int(np.searchsorted(tau, grab)), n - 1)
@@ -969,14 +997,13 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
     start = np.array([hx[i_grab] + rng.uniform(-0.3, 0.3) * width, rng.uniform(0.05, 0.2) * height])
     leave = np.array([hx[i_rel] + rng.uniform(-0.3, 0.3) * width, rng.uniform(0.05, 0.2) * height])
     come = _phase(tau, 0.0, grab)[:, None]
-    go = _phase(tau, release, min(release + 0.2, 1.0))[:, None] if motion not in ("pretend_pick", "push_off") \
-        else np.zeros((n, 1))
+    go = np.zeros((n, 1))
+    if motion not in ("pretend_pick", "push_off"):  # these hands stay in view after the action
+        go = _phase(tau, release, min(release + 0.2, 1.0))[:, None]
     held = np.stack([np.clip(hx, rh, width - rh), np.clip(hy, rh, height - rh)], axis=1)
     held[tau < grab] = held[i_grab]
-    held[tau > release] = held[i_rel]
-    if motion == "pretend_pick":
-        held = np.stack([np.clip(hx, rh, width - rh), np.clip(hy, rh, height - rh)], axis=1)
-        held[tau < grab] = held[i_grab]
+    if motion != "pretend_pick":  # the pretending hand keeps rising after it let go
+        held[tau > release] = held[i_rel]
     hand_xy = start + (held - start) * come
     hand_xy = hand_xy + (leave - hand_xy) * go
     layers = []
@@ -1045,7 +1072,7 @@ def _render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
         skin = np.array([205.0, 150.0, 120.0]) + rng.normal(0, 10, 3)
         layers = _ss_layers(clip["motion"], n, width, height, rng, clip["obj0"], clip.get("obj1"),
                             clip.get("distractor"), skin)
-        frames, _ = _render(background, layers, n, _noise_bank(rng, width, height, cfg.ss_noise_std, 6), rng)
+        frames, _ = _render(background, layers, n, _noise_bank(rng, width, height, cfg.ss_noise_std, 4), rng)
         writer = _VideoWriter(Path(job["root"]) / "videos" / f"{clip['id']}.webm", width, height, cfg.ss_fps)
         writer.write(frames)
         writer.close()
@@ -1255,19 +1282,10 @@ def _write_ss(root: Path, plan: dict[str, Any], results: dict[str, Any]) -> dict
     return {"train_clips": len(lists["train"]), "validation_clips": len(lists["validation"])}
 
 
-def _map(fn: Callable, jobs: list[dict[str, Any]], workers: int) -> list[Any]:
-    """Run jobs in order; with ``workers > 1`` in a process pool (results are identical either way)."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(job) for job in jobs]
-    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(fn, jobs))
-
-
 def _run_jobs(ek_jobs: list[dict[str, Any]], ss_jobs: list[dict[str, Any]], workers: int):
     if workers <= 1:
         return [_render_ek_video(j) for j in ek_jobs], [_render_ss_clips(j) for j in ss_jobs]
-    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         ek_futures = [pool.submit(_render_ek_video, j) for j in ek_jobs]
         ss_futures = [pool.submit(_render_ss_clips, j) for j in ss_jobs]
@@ -1286,6 +1304,8 @@ def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: Kitche
     tic = time.perf_counter()
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
+    if multiprocessing.current_process().daemon:  # e.g. inside a DataLoader worker: no child processes
+        workers = 1
     (root / "ek100").mkdir(parents=True, exist_ok=True)
     (root / "ssv2" / "videos").mkdir(parents=True, exist_ok=True)
     master = np.random.default_rng(np.random.SeedSequence([int(seed), WORLD_VERSION]))
@@ -1310,8 +1330,8 @@ def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: Kitche
             raise RuntimeError(f"{video['video_id']}: rendered {result['frames']} frames, planned {video['frames']}")
     ek_summary = _write_ek(root, cfg, ek_plan, vocab, {r["video_id"]: r for r in ek_results})
     ss_summary = _write_ss(root, ss_plan, ss_results)
-    seconds = time.perf_counter() - tic
-    _write_world_md(root, cfg, seed, vocab, ek_plan, ss_plan, ek_summary, ss_summary, seconds, workers)
+    _write_world_md(root, cfg, seed, vocab, ek_plan, ss_plan, ek_summary, ss_summary)
+    log.info("kitchen world written to %s in %.1f s (%d workers)", root, time.perf_counter() - tic, workers)
     return root
 
 
@@ -1331,8 +1351,10 @@ def kitchen_world(config: KitchenWorldConfig | None = None, *, seed: int = 0,
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=base))
     try:
+        tic = time.perf_counter()
         make_kitchen_world(tmp, seed=seed, config=cfg, workers=workers)
-        (tmp / ".complete").write_text(json.dumps({"seed": seed, "config": asdict(cfg)}, sort_keys=True))
+        marker = {"seed": seed, "config": asdict(cfg), "seconds": round(time.perf_counter() - tic, 2)}
+        (tmp / ".complete").write_text(json.dumps(marker, sort_keys=True))
         try:
             os.rename(tmp, root)
         except OSError:
@@ -1349,7 +1371,7 @@ def kitchen_world(config: KitchenWorldConfig | None = None, *, seed: int = 0,
 
 # --------------------------------------------------------------------------------------------- WORLD.md
 def _write_world_md(root: Path, cfg: KitchenWorldConfig, seed: int, vocab: _Vocabulary, ek_plan: dict,
-                    ss_plan: dict, ek: dict, ss: dict, seconds: float, workers: int) -> None:
+                    ss_plan: dict, ek: dict, ss: dict) -> None:
     design = __doc__.split("Selection of the real annotations")[0].strip()
     videos = "\n".join(
         f"| {v['video_id']} | {v['split']} | {v['fps']:g} | {v['frames']} | {len(v['segments'])} | "
@@ -1358,9 +1380,9 @@ def _write_world_md(root: Path, cfg: KitchenWorldConfig, seed: int, vocab: _Voca
     nouns = ", ".join(f"{i}={k} (EPIC {r})" for i, (k, r) in enumerate(zip(vocab.noun_keys, vocab.noun_real_ids)))
     text = f"""# Kitchen world (modalbridge.worlds.kitchen, version {WORLD_VERSION})
 
-Generated by `make_kitchen_world(root, seed={seed}, config=KitchenWorldConfig(...))` in {seconds:.1f} s
-with {workers} worker process(es). Rebuild with the same seed and config to get the same annotation files and
-the same decoded frames.
+Generated by `make_kitchen_world(root, seed={seed}, config=KitchenWorldConfig(**config))` with the seed and
+config at the end of this file. The same seed and config give the same annotation files and the same decoded
+frames whatever the number of worker processes.
 
 ## Contents
 - EPIC-KITCHENS-100 part (`ek100/`): {ek['train_segments']} train and {ek['validation_segments']} validation

@@ -38,7 +38,7 @@ class ActionRecognitionModule(ClassifierModule):
         return list(self.heads)
 
     def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
-        video = batch["video"] if isinstance(batch, dict) else batch
+        video = batch["rgb"] if isinstance(batch, dict) else batch
         return self.model(video)
 
     def loss(self, outputs, batch):

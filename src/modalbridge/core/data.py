@@ -1,0 +1,93 @@
+"""Data-loading plumbing shared by every task: a seeded epoch/rank-aware sampler, skip-aware collation
+and a LightningDataModule base that wires them together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded, epoch-aware and rank-aware sampler.
+
+    The order of epoch ``e`` depends only on ``(seed, e)``, so a run resumed from a checkpoint sees the
+    same batches as an uninterrupted one; under DDP rank ``r`` takes every ``world_size``-th index of
+    the permutation padded (by wrapping) to a multiple of ``world_size``. ``set_epoch`` (called by
+    Lightning) also sets ``dataset.epoch`` so augmentation can be a function of ``(seed, epoch, index)``
+    whatever the worker layout (workers are re-created each epoch: keep ``persistent_workers=False``).
+    """
+
+    def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.dataset, self.shuffle, self.seed = dataset, shuffle, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "epoch"):
+            self.dataset.epoch = epoch
+
+    def indices(self) -> np.ndarray:
+        n = len(self.dataset)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        pad = (-n) % self.world_size
+        if pad:
+            order = np.concatenate([order, np.resize(order, pad)])
+        return order[self.rank::self.world_size]
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.world_size)
+
+
+def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """``default_collate`` that drops samples a dataset skipped (``None``) and counts them in
+    ``batch["skipped"]``; string fields (e.g. narrations) become lists."""
+    kept = [s for s in samples if s is not None]
+    batch: dict[str, Any] = default_collate(kept) if kept else {}
+    batch["skipped"] = len(samples) - len(kept)
+    return batch
+
+
+class SeededDataModule(L.LightningDataModule):
+    """Base data module: subclasses fill ``train_set``/``val_set`` in ``setup`` and define ``heads``
+    (``{head: num_classes}``) and ``class_names``; loaders use :class:`EpochSampler` (rank-aware, so the
+    Trainer must run with ``use_distributed_sampler=False`` — the CLI sets it)."""
+
+    heads: dict[str, int]
+    class_names: dict[str, list[str]]
+
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int):
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def loader(self, dataset: Dataset, *, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(dataset, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world)
+        return DataLoader(dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=collate_skipping, persistent_workers=False,
+                          pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def split_masks(self) -> dict[str, torch.Tensor]:
+        """Named boolean masks over the evaluation split (e.g. EK Unseen/Tail); empty by default."""
+        return {}

@@ -1,0 +1,193 @@
+"""Multimodal clip datasets over the real formats: one sample = the same sampled time steps seen
+through several modalities, with one augmentation draw shared by the spatial ones.
+
+Modalities (keys of a sample):
+
+* ``rgb``   — float ``(3, T, S, S)``: decoded with PyAV, :class:`~modalbridge.io.transforms.ClipTransform`.
+* ``flow``  — float ``(3, T, S, S)``: EK u/v JPEGs (flow frame ``ceil(i/2)`` of RGB frame ``i``), the
+  SAME resize/crop/flip as ``rgb`` (u negated on flips), third channel zero.
+* ``audio`` — float ``(3, T, A, A)``: a log-mel window (1.116 s) centred on each sampled frame's time.
+* ``text``  — the narration (EK) or the label with object names (SSv2), a ``str``.
+
+plus labels (``verb``/``noun`` or ``action``) and ``index`` (position in the split). A sample whose
+media cannot be read raises :class:`~modalbridge.core.errors.DataError` (``on_error="raise"``) or is
+logged and returned as ``None`` (``on_error="skip"``; :func:`~modalbridge.core.data.collate_skipping`
+counts it). Augmentation draws are a function of ``(seed, epoch, index)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from modalbridge.core.errors import DataError
+from modalbridge.io.audio import load_audio, spectrogram_windows
+from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment
+from modalbridge.io.flow import read_flow_frames, rgb_to_flow_index
+from modalbridge.io.samplers import ek_clip_indices, tsn_indices
+from modalbridge.io.something import SomethingSomething, SomethingVideo
+from modalbridge.io.transforms import ClipTransform, apply_flow
+from modalbridge.io.video import probe, read_frames
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("rgb", "flow", "audio", "text")
+ON_ERROR = ("raise", "skip")
+
+
+class _AudioCache:
+    """Small per-process LRU of decoded waveforms (one entry per video file)."""
+
+    def __init__(self, size: int = 8):
+        self.size, self._items = size, OrderedDict()
+
+    def get(self, path: Path, sample_rate: int) -> torch.Tensor:
+        key = (str(path), sample_rate)
+        if key in self._items:
+            self._items.move_to_end(key)
+        else:
+            self._items[key] = load_audio(path, sample_rate)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return self._items[key]
+
+
+class ClipDataset(Dataset):
+    """Base class: subclasses implement ``_locate(index, rng)`` returning a :class:`ClipRef`-like dict
+    ``{"video": Path, "frames": 0-based decode indices (T,), "times": seconds (T,), "flow_dir": Path|None,
+    "flow_frames": 1-based flow indices (T,) | None, "text": str, "labels": {head: int}}``."""
+
+    def __init__(self, *, modalities: tuple[str, ...] = ("rgb",), size: int = 224, train: bool,
+                 scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = False, color_jitter: bool = True,
+                 audio_size: int = 224, audio_rate: int = 16000, flow_bound: float = 20.0, seed: int = 0,
+                 on_error: str = "raise"):
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.modalities, self.train, self.seed, self.on_error = tuple(modalities), train, seed, on_error
+        self.transform = ClipTransform(size, train=train, scale_range=tuple(scale_range), flip=flip,
+                                       color_jitter=color_jitter)
+        self.audio_size, self.audio_rate, self.flow_bound = audio_size, audio_rate, flow_bound
+        self.epoch = 0
+        self._audio = _AudioCache()
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
+
+    def _locate(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        rng = self.rng(index)
+        try:
+            return self._load(index, self._locate(index, rng), rng)
+        except (DataError, OSError) as exc:
+            if self.on_error == "raise":
+                raise
+            log.warning("skipping sample %d: %s", index, exc)
+            return None
+
+    def _load(self, index: int, ref: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        sample: dict[str, Any] = {"index": index, **ref["labels"]}
+        params = None
+        if "rgb" in self.modalities or "flow" in self.modalities:
+            if "rgb" in self.modalities:
+                video = read_frames(ref["video"], ref["frames"])
+                params = self.transform.sample_params(int(video.shape[1]), int(video.shape[2]), rng)
+                sample["rgb"] = self.transform(video, params)
+            if "flow" in self.modalities:
+                if ref.get("flow_dir") is None:
+                    raise DataError("this dataset has no optical flow frames", path=ref["video"])
+                flow = read_flow_frames(ref["flow_dir"], ref["flow_frames"])  # (T, H, W, 2) uint8
+                if params is None:
+                    params = self.transform.sample_params(int(flow.shape[1]), int(flow.shape[2]), rng)
+                sample["flow"] = apply_flow(flow, params, bound=self.flow_bound)
+        if "audio" in self.modalities:
+            wave = self._audio.get(ref["video"], self.audio_rate)
+            spec = spectrogram_windows(wave, self.audio_rate, torch.as_tensor(ref["times"]), size=self.audio_size)
+            sample["audio"] = spec.permute(1, 0, 2, 3).contiguous()  # (3, T, A, A)
+        if "text" in self.modalities:
+            sample["text"] = ref["text"]
+        return sample
+
+
+class EpicClips(ClipDataset):
+    """EPIC-KITCHENS-100 segments: ``num_frames`` frames ``stride`` apart inside [start_frame, stop_frame]
+    (train: random offset; eval: centred). Annotation frame numbers are converted to decode indices of
+    the video file with the video's native fps (EK-55 numbering runs at 60 fps, see
+    :meth:`EpicKitchens100.frame_rate`)."""
+
+    def __init__(self, dataset: EpicKitchens100, segments: list[EpicSegment], *, num_frames: int = 32,
+                 stride: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.ek, self.segments, self.num_frames, self.stride = dataset, segments, num_frames, stride
+        self._rates: dict[str, tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def _rate(self, video_id: str) -> tuple[float, float]:
+        """(annotation frame rate, native fps); 1:1 when EPIC_100_video_info.csv is absent."""
+        if video_id not in self._rates:
+            try:
+                self._rates[video_id] = (self.ek.frame_rate(video_id), self.ek.fps(video_id))
+            except (DataError, FileNotFoundError):
+                fps = probe(self.ek.video_path(video_id)).fps
+                self._rates[video_id] = (fps, fps)
+        return self._rates[video_id]
+
+    def _locate(self, index, rng):
+        seg = self.segments[index]
+        offsets = ek_clip_indices(seg.num_frames, self.num_frames, self.stride, train=self.train,
+                                  rng=rng if self.train else None)
+        frames = seg.start_frame + offsets  # 1-based annotation frame numbers
+        rate, fps = self._rate(seg.video_id)
+        times = (frames - 1) / rate
+        need_video = "rgb" in self.modalities or "audio" in self.modalities
+        return {
+            "video": self.ek.video_path(seg.video_id) if need_video else self.ek.flow_dir(seg.video_id),
+            "frames": np.floor(times * fps + 1e-6).astype(np.int64),
+            "times": times,
+            "flow_dir": self.ek.flow_dir(seg.video_id) if "flow" in self.modalities else None,
+            "flow_frames": rgb_to_flow_index(frames),
+            "text": seg.narration,
+            "labels": {"verb": seg.verb_class, "noun": seg.noun_class},
+        }
+
+
+class SomethingClips(ClipDataset):
+    """SSv2 / Something-Else videos: ``num_segments`` TSN segments over the whole video (no flips:
+    left/right classes). ``text`` is the label with the object names filled in."""
+
+    def __init__(self, dataset: SomethingSomething, videos: list[SomethingVideo], *, num_segments: int = 16,
+                 **kwargs):
+        kwargs["flip"] = False
+        super().__init__(**kwargs)
+        self.ss, self.videos, self.num_segments = dataset, videos, num_segments
+        self._lengths: dict[str, tuple[int, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _info(self, path: Path) -> tuple[int, float]:
+        key = str(path)
+        if key not in self._lengths:
+            info = probe(path)
+            self._lengths[key] = (info.num_frames, info.fps)
+        return self._lengths[key]
+
+    def _locate(self, index, rng):
+        video = self.videos[index]
+        path = self.ss.video_path(video.id)
+        length, fps = self._info(path)
+        frames = tsn_indices(length, self.num_segments, train=self.train, rng=rng if self.train else None)
+        return {"video": path, "frames": frames, "times": frames / fps, "flow_dir": None, "flow_frames": None,
+                "text": video.label, "labels": {"action": video.class_id}}
