@@ -48,8 +48,11 @@ def _lightning(argv: list[str]) -> None:
 
         def instantiate_trainer(self, **kwargs):
             kwargs.setdefault("callbacks", [])
+            # saved at train-epoch end (after validation): a checkpoint written at validation end holds a
+            # half-finished epoch whose resume replays the previous epoch's sampler order
             kwargs["callbacks"] = list(kwargs["callbacks"]) + [ModelCheckpoint(
-                monitor=self._monitor, mode="max", save_last=True, filename="best-{epoch}")]
+                monitor=self._monitor, mode="max", save_last=True, filename="best-{epoch}",
+                save_on_train_epoch_end=True)]
             return super().instantiate_trainer(**kwargs)
 
     callbacks = [RunDirCallback()]
@@ -61,7 +64,7 @@ def _lightning(argv: list[str]) -> None:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"logger": False, "use_distributed_sampler": False,
+        trainer_defaults={"logger": False, "use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 1,
                           "callbacks": callbacks, "enable_progress_bar": not os.environ.get("CI")},
         parser_kwargs={"prog": f"modalbridge {argv[0] if argv else ''}".strip()},
     )
@@ -111,7 +114,7 @@ def _bench(args) -> int:
 
 
 def _demo(args) -> int:
-    from modalbridge.demo import run_demo
+    from modalbridge.tasks.distill.demo import run_demo
 
     report = run_demo(quick=args.quick)
     print(f"report: {report}")

@@ -3,13 +3,15 @@
 import pytest
 import torch
 
-from modalbridge.core.registry import create_model, list_models, register_model
+from modalbridge.core.registry import create_model, list_models, model_entry, register_model
+
+EXAMPLE_INPUTS = {"video": lambda: torch.randn(1, 3, 4, 32, 32), "text": lambda: ["cut the onion"]}
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_and_runs(name):
     model = create_model(name, heads={"verb": 3, "noun": 5}).eval()
-    x = torch.randn(1, 3, 4, 32, 32)
+    x = EXAMPLE_INPUTS[model_entry(name).inputs]()
     with torch.no_grad():
         out = model(x)
     assert set(out) == {"verb", "noun"}

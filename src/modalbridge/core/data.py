@@ -3,6 +3,7 @@ and a LightningDataModule base that wires them together."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -12,37 +13,60 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 
 class EpochSampler(Sampler[int]):
-    """Seeded, epoch-aware and rank-aware sampler.
+    """Seeded, epoch-aware and rank-aware sampler that tells the dataset the epoch through the index.
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so a run resumed from a checkpoint sees the
-    same batches as an uninterrupted one; under DDP rank ``r`` takes every ``world_size``-th index of
-    the permutation padded (by wrapping) to a multiple of ``world_size``. ``set_epoch`` (called by
-    Lightning) also sets ``dataset.epoch`` so augmentation can be a function of ``(seed, epoch, index)``
-    whatever the worker layout (workers are re-created each epoch: keep ``persistent_workers=False``).
+    same batches as an uninterrupted one; under DDP rank ``r`` takes every ``world_size``-th index of the
+    permutation padded (by wrapping) to a multiple of ``world_size``. With ``encode_epoch`` it yields
+    ``epoch * len(dataset) + index`` so the dataset (e.g. :class:`~modalbridge.io.clips.ClipDataset`)
+    derives its augmentation draws from ``(seed, epoch, index)`` in whatever worker process it runs —
+    no shared state whose update could race with worker start-up (as ``set_epoch`` does on resume).
+
+    ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) is read when iteration starts; without it the
+    value given to :meth:`set_epoch` is used.
     """
 
-    def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, dataset: Dataset, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 encode_epoch: bool = False, epoch_fn: Callable[[], int] | None = None):
         self.dataset, self.shuffle, self.seed = dataset, shuffle, seed
         self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.encode_epoch, self.epoch_fn = encode_epoch, epoch_fn
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if hasattr(self.dataset, "epoch"):
-            self.dataset.epoch = epoch
 
-    def indices(self) -> np.ndarray:
+    def indices(self, epoch: int | None = None) -> np.ndarray:
+        epoch = self.epoch if epoch is None else epoch
         n = len(self.dataset)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         pad = (-n) % self.world_size
         if pad:
             order = np.concatenate([order, np.resize(order, pad)])
-        return order[self.rank::self.world_size]
+        order = order[self.rank::self.world_size]
+        return order + epoch * n if self.encode_epoch else order
 
     def __iter__(self):
-        return iter(self.indices().tolist())
+        epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
+        return iter(self.indices(epoch).tolist())
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.world_size)
+
+
+def _epoch_for_sampling(trainer) -> int:
+    """The epoch whose batches are about to be drawn, from the number of training batches completed.
+
+    Neither ``current_epoch`` nor the epoch progress counters are reliable at the moment Lightning
+    creates the train iterator after resuming from a checkpoint: the restored epoch is first closed and
+    the iterator, already made, serves the next one (whose order must not repeat the previous epoch's).
+    The count of completed batches is restored exactly, so ``completed // batches_per_epoch`` is right in
+    fresh and resumed runs alike.
+    """
+    per_epoch = trainer.num_training_batches
+    done = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+    if isinstance(per_epoch, int) and per_epoch > 0:
+        return int(done // per_epoch)
+    return int(trainer.current_epoch)
 
 
 def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -69,9 +93,11 @@ class SeededDataModule(L.LightningDataModule):
         self.val_set: Dataset | None = None
 
     def loader(self, dataset: Dataset, *, shuffle: bool, batch_size: int | None = None) -> DataLoader:
-        trainer = self._trainer if hasattr(self, "_trainer") else None
+        trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = EpochSampler(dataset, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world)
+        sampler = EpochSampler(dataset, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
+                               encode_epoch=shuffle,
+                               epoch_fn=(lambda: _epoch_for_sampling(trainer)) if trainer is not None else None)
         return DataLoader(dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=collate_skipping, persistent_workers=False,
                           pin_memory=torch.cuda.is_available())

@@ -126,8 +126,17 @@ class ClassifierModule(L.LightningModule):
         if not self._eval:
             return {}
         local = {k: torch.cat(v) for k, v in self._eval.items()}
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # ranks may hold different counts (skipped clips): pad to the longest with index -1, gather, drop
+            n = torch.tensor(len(local["index"]), device=self.device)
+            longest = int(self.all_gather(n).max())
+            pad = longest - len(local["index"])
+            if pad:
+                local = {k: torch.cat([v, v.new_full((pad, *v.shape[1:]), -1 if k == "index" else 0)])
+                         for k, v in local.items()}
             local = {k: self.all_gather(v).flatten(0, 1) for k, v in local.items()}
+            keep = local["index"] >= 0
+            local = {k: v[keep] for k, v in local.items()}
         index = local["index"].cpu().numpy()
         _, first = np.unique(index, return_index=True)
         keep = torch.as_tensor(first)
@@ -171,6 +180,7 @@ class ClassifierModule(L.LightningModule):
 
     # -- exact resume ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["modalbridge_class"] = type(self).__name__
         # stored as tensors/ints only, so the checkpoint loads with torch.load(weights_only=True)
         name, keys, pos, has_gauss, gauss = np.random.get_state()
         checkpoint["modalbridge_rng"] = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(
@@ -187,3 +197,62 @@ class ClassifierModule(L.LightningModule):
             has_gauss, gauss = state["numpy_gauss"]
             np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
                                  int(has_gauss), float(gauss)))
+
+
+class ModalityClassifierModule(ClassifierModule):
+    """A registered model trained with cross-entropy on ONE input of the batch (``modality``: ``rgb``,
+    ``flow``, ``audio``, …). EK: one CE per head (verb, noun) averaged; SSv2: CE on ``action``.
+
+    Args:
+        model: registered model name (e.g. ``swin3d_t``, ``r3d_tiny``).
+        heads: ``{head: num_classes}`` (linked from the data module by the CLI).
+        modality: batch key holding the input ``(B, 3, T, H, W)``.
+        weights: optional path to backbone weights (torchvision format).
+        model_kwargs: extra builder arguments. label_smoothing: CE smoothing (papers: 0).
+    """
+
+    def __init__(self, model: str = "swin3d_t", heads: dict[str, int] | None = None, *, modality: str = "rgb",
+                 weights: str | None = None, model_kwargs: dict[str, Any] | None = None,
+                 label_smoothing: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.05,
+                 warmup_epochs: float = 3.0, ece_bins: int = 15):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+        self.save_hyperparameters()
+        from modalbridge.core.registry import create_model
+
+        self.heads = dict(heads or {"action": 174})
+        self.modality = modality
+        self.model = create_model(model, heads=self.heads, weights=weights, **(model_kwargs or {}))
+        self.label_smoothing = label_smoothing
+
+    def label_heads(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
+        x = batch[self.modality] if isinstance(batch, dict) else batch
+        return self.model(x)
+
+    def loss(self, outputs, batch):
+        import torch.nn.functional as F
+
+        losses = {h: F.cross_entropy(outputs[h], batch[h], label_smoothing=self.label_smoothing)
+                  for h in self.heads}
+        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
+
+    def predict_step(self, batch, batch_idx):
+        outputs = self(batch)
+        return {"index": batch["index"], **{h: o.softmax(-1) for h, o in outputs.items()}}
+
+
+def load_module_checkpoint(ckpt: str, cls: type[L.LightningModule], **overrides: Any
+                           ) -> tuple[L.LightningModule, dict]:
+    """Rebuild ``cls`` from a Lightning checkpoint with ``torch.load(weights_only=True)`` (no code is
+    unpickled) and return ``(module in eval mode, checkpoint's "modalbridge_data" dict)``;
+    ``overrides`` replace hyper-parameters (e.g. ``teachers=None`` to load a student alone)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    hp = {k: v for k, v in dict(state["hyper_parameters"]).items() if not k.startswith("_")}
+    if "weights" in hp:
+        hp["weights"] = None  # the checkpoint already holds the trained weights
+    hp.update(overrides)
+    module = cls(**hp)
+    module.load_state_dict(state["state_dict"], strict=not overrides)
+    return module.eval(), state.get("modalbridge_data") or {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # task packages whose import populates the registry
-_TASK_MODULES = ("modalbridge.tasks.actions.models",)
+_TASK_MODULES = ("modalbridge.tasks.actions.models", "modalbridge.tasks.distill.models")
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,22 @@ class ModelEntry:
     task: str
     builder: Callable[..., Any]
     doc: str
+    inputs: str = "video"  # what forward() takes: "video" (B, 3, T, H, W) or "text" (list[str])
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register_model(name: str, *, task: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``."""
+def register_model(name: str, *, task: str, inputs: str = "video"
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``; ``inputs`` says what the
+    model's ``forward`` takes (``"video"``: ``(B, 3, T, H, W)``; ``"text"``: ``list[str]``)."""
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model name {name!r} is already registered by task {_REGISTRY[name].task!r}")
-        _REGISTRY[name] = ModelEntry(name, task, builder, (builder.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = ModelEntry(name, task, builder, (builder.__doc__ or "").strip().split("\n")[0], inputs)
         return builder
 
     return deco

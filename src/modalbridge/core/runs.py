@@ -46,7 +46,8 @@ class RunDirCallback(L.Callback):
             with open(self._dir(trainer) / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def on_fit_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
+        # runs after a checkpoint's loop state was restored, so current_epoch is the resumed epoch
         if not trainer.is_global_zero:
             return
         path = self._dir(trainer) / "metrics.jsonl"
@@ -56,10 +57,12 @@ class RunDirCallback(L.Callback):
         self._t0 = time.time()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        m = {k: v for k, v in _floats(trainer.callback_metrics).items() if k.startswith("train/")}
+        m = {k: v for k, v in _floats(trainer.callback_metrics).items()
+             if k.startswith("train/") or k in ("skipped_clips", "teacher_fallbacks")}
         self._append(trainer, {"epoch": trainer.current_epoch, "step": trainer.global_step, "stage": "train", **m})
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # after the module's on_validation_epoch_end, which logs the epoch's metrics
         if trainer.state.fn != "fit":
             return
         m = {k: v for k, v in _floats(trainer.callback_metrics).items() if k.startswith("val/")}

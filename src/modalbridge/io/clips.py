@@ -12,7 +12,8 @@ Modalities (keys of a sample):
 plus labels (``verb``/``noun`` or ``action``) and ``index`` (position in the split). A sample whose
 media cannot be read raises :class:`~modalbridge.core.errors.DataError` (``on_error="raise"``) or is
 logged and returned as ``None`` (``on_error="skip"``; :func:`~modalbridge.core.data.collate_skipping`
-counts it). Augmentation draws are a function of ``(seed, epoch, index)``.
+counts it). Augmentation draws are a function of ``(seed, epoch, index)``: a sampler passes the epoch
+encoded in the index (``epoch * len(dataset) + index``, see :class:`~modalbridge.core.data.EpochSampler`).
 """
 
 from __future__ import annotations
@@ -76,17 +77,18 @@ class ClipDataset(Dataset):
         self.transform = ClipTransform(size, train=train, scale_range=tuple(scale_range), flip=flip,
                                        color_jitter=color_jitter)
         self.audio_size, self.audio_rate, self.flow_bound = audio_size, audio_rate, flow_bound
-        self.epoch = 0
         self._audio = _AudioCache()
 
-    def rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
+    def rng(self, index: int, epoch: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch if self.train else 0, index])
 
     def _locate(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        rng = self.rng(index)
+        # an EpochSampler(encode_epoch=True) passes epoch * len(self) + index
+        epoch, index = divmod(int(index), len(self))
+        rng = self.rng(index, epoch)
         try:
             return self._load(index, self._locate(index, rng), rng)
         except (DataError, OSError) as exc:

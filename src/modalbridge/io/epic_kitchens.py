@@ -451,15 +451,15 @@ def read_annotations_pickle(path: PathLike, *, allow_pickle: bool = False, num_v
                             errors: list[DataError] | None = None) -> list[EpicSegment]:
     """Read the ``.pkl`` twin of an annotation CSV (a pandas DataFrame indexed by ``narration_id``).
 
-    Unpickling runs arbitrary code from the file, so it is refused unless ``allow_pickle=True`` (the CLI's
-    ``--allow-pickle``). Prefer the CSV, which holds the same data. Uses pandas when installed (needed for a
+    Unpickling runs arbitrary code from the file, so it is refused unless ``allow_pickle=True`` (an explicit
+    opt-in of the Python API; the CLI reads CSVs only). Prefer the CSV, which holds the same data. Uses pandas when installed (needed for a
     DataFrame pickle); otherwise plain :mod:`pickle`, which can read a list of dicts or a dict
     ``narration_id → dict``. Rows are validated like :func:`read_segments`; here ``row`` in errors is the
     1-based position of the record in the table.
     """
     if not allow_pickle:
         raise DataError("refusing to unpickle: loading a pickle can execute arbitrary code. Use the CSV file "
-                        "with the same name instead, or pass --allow-pickle (allow_pickle=True) if you trust "
+                        "with the same name instead, or call read_annotations_pickle(..., allow_pickle=True) if you trust "
                         "this file", path=path)
     if not Path(path).is_file():
         raise DataError("file not found", path=path)

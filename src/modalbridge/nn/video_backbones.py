@@ -8,11 +8,13 @@ name               architecture                                           D     
 =================  =====================================================  ======  =========
 ``swin3d_t``       Video Swin-T: patch (2,4,4), C=96, depths 2-2-6-2,     768     27.9 M
                    heads 3-6-12-24, window (8,7,7), drop-path 0.2
-``swin3d_tiny``    same family, C=32, depths 1-1-2-1, window (4,4,4)      256     ~1 M
+``swin3d_tiny``    same family, C=32, depths 1-1-2-1, window (4,4,4)      256     1.4 M
                    (for embedded worlds on a CPU)
 ``r3d_18``         3D ResNet-18 (torchvision ``r3d_18``)                  512     33.2 M
 ``r3d_50``         3D ResNet-50: torchvision VideoResNet with Bottleneck  2048    46.2 M
                    blocks [3,4,6,3] and the R3D stem (3x7x7 conv)
+``r3d_tiny``       narrow 3D ResNet from torchvision's BasicBlock, one    128     ~0.9 M
+                   block per stage, widths 16-32-64-128 (CPU worlds)
 =================  =====================================================  ======  =========
 """
 
@@ -90,6 +92,37 @@ def r3d_18() -> VideoBackbone:
     return VideoBackbone(model, 512, "r3d_18")
 
 
+class _NarrowR3D(nn.Module):
+    """A narrow 3D ResNet assembled from torchvision's ``BasicBlock``/``Conv3DSimple`` (one block per
+    stage, widths ``widths``): the CPU-sized member of the R3D family used by embedded worlds.
+
+    ``forward(x: (B, 3, T, H, W)) -> (B, widths[-1])``.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, widths[0], kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True))
+        stages, inplanes = [], widths[0]
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or inplanes != width:
+                down = nn.Sequential(nn.Conv3d(inplanes, width, 1, stride=stride, bias=False), nn.BatchNorm3d(width))
+            stages.append(tv_resnet.BasicBlock(inplanes, width, tv_resnet.Conv3DSimple, stride, down))
+            inplanes = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x))).flatten(1)
+
+
+def r3d_tiny(widths: tuple[int, ...] = (16, 32, 64, 128)) -> VideoBackbone:
+    return VideoBackbone(_NarrowR3D(tuple(widths)), widths[-1], "r3d_tiny")
+
+
 def r3d_50() -> VideoBackbone:
     model = tv_resnet.VideoResNet(
         block=tv_resnet.Bottleneck, conv_makers=[tv_resnet.Conv3DSimple] * 4, layers=[3, 4, 6, 3], stem=_R3DStem,
@@ -103,6 +136,7 @@ BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
     "swin3d_tiny": swin3d_tiny,
     "r3d_18": r3d_18,
     "r3d_50": r3d_50,
+    "r3d_tiny": r3d_tiny,
 }
 
 

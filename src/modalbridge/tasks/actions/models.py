@@ -65,5 +65,5 @@ def _fixed(backbone: str):
     return builder
 
 
-for _name in ("swin3d_t", "swin3d_tiny", "r3d_18", "r3d_50"):
+for _name in ("swin3d_t", "swin3d_tiny", "r3d_18", "r3d_50", "r3d_tiny"):
     register_model(_name, task="actions")(_fixed(_name))

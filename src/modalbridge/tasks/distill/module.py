@@ -1,0 +1,313 @@
+"""LightningModules of the distillation task.
+
+* :class:`LanguageTeacherModule` — LanViKD stage 1 (frozen MiniLM + linear heads, CE on the narration).
+* :class:`DistillModule` — an RGB student trained from frozen teachers: ensemble logits
+  ``z = Σ_m w_m z_m`` (weights uniform, given, or calibrated ``softmax(−CE_m/γ)`` on held-out clips),
+  loss ``λ·τ²·KL + (1−λ)·CE`` (+ ``α·smooth-L1`` onto the language teacher's text embedding).
+  Teachers run live on every augmented view (the thesis's setting) or come from a logit cache written
+  by :func:`precompute_teacher_logits` (one eval view per clip; what a user with 90k clips wants).
+
+Teacher checkpoints are the Lightning ``.ckpt`` files written by ``modalbridge fit`` for
+:class:`~modalbridge.core.engine.ModalityClassifierModule` (RGB/flow/audio; the actions task's RGB
+baseline is one) or :class:`LanguageTeacherModule`; they load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from modalbridge.core.engine import ClassifierModule, ModalityClassifierModule, load_module_checkpoint
+from modalbridge.core.registry import create_model
+from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
+from modalbridge.tasks.distill.models import RegressionHead
+
+log = logging.getLogger(__name__)
+
+
+class LanguageTeacherModule(ClassifierModule):
+    """LanViKD stage 1: CE on linear heads over a frozen sentence encoder reading ``batch["text"]``.
+
+    Args: heads (linked from data), text_weights (weights resolver name/path; default MiniLM-L6),
+    pooling ("mean" | "cls"), lr/weight_decay/warmup_epochs (the paper trains 10 epochs).
+    """
+
+    input_key = "text"
+
+    def __init__(self, heads: dict[str, int] | None = None, *, text_weights: str = "minilm-l6",
+                 pooling: str = "mean", lr: float = 1e-3, weight_decay: float = 0.0, warmup_epochs: float = 0.0,
+                 ece_bins: int = 15):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+        self.save_hyperparameters()
+        self.heads = dict(heads or {"action": 174})
+        self.model = create_model("language_teacher", heads=self.heads, weights=text_weights, pooling=pooling)
+
+    def label_heads(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.model(list(batch["text"]))
+
+    def loss(self, outputs, batch):
+        losses = {h: F.cross_entropy(outputs[h], batch[h]) for h in self.heads}
+        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
+
+
+TEACHER_CLASSES: dict[str, type[ClassifierModule]] = {
+    "ModalityClassifierModule": ModalityClassifierModule,
+    "ActionRecognitionModule": ModalityClassifierModule,  # the actions task's RGB baseline
+    "LanguageTeacherModule": LanguageTeacherModule,
+}
+
+
+class Teacher(nn.Module):
+    """A frozen teacher: ``forward(batch) -> {head: logits}`` reading its own input key of the batch."""
+
+    def __init__(self, module: ClassifierModule, name: str, input_key: str):
+        super().__init__()
+        self.module, self.name, self.input_key = module.eval(), name, input_key
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def heads(self) -> dict[str, int]:
+        return dict(self.module.heads)
+
+    def train(self, mode: bool = True):  # frozen teachers stay in eval mode (dropout/BN off)
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {h: z.float() for h, z in self.module(batch).items()}
+
+
+def load_teacher(ckpt: str | Path, name: str | None = None) -> Teacher:
+    """Load a teacher from a ``modalbridge fit`` checkpoint (class taken from an allow-list)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    kind = state.get("modalbridge_class", "ModalityClassifierModule")
+    if kind not in TEACHER_CLASSES:
+        raise ValueError(f"{ckpt}: a {kind} checkpoint cannot be a teacher; expected one of {sorted(TEACHER_CLASSES)}")
+    module, _ = load_module_checkpoint(str(ckpt), TEACHER_CLASSES[kind])
+    key = getattr(module, "input_key", None) or getattr(module, "modality", "rgb")
+    return Teacher(module, name or key, key)
+
+
+def check_teacher_heads(teacher: Teacher, heads: dict[str, int], where: str = "") -> None:
+    """Clear error when a teacher's label spaces do not match the dataset's."""
+    if teacher.heads != dict(heads):
+        raise ValueError(f"teacher {teacher.name!r}{where} predicts {teacher.heads} but the dataset has {dict(heads)}; "
+                         "train the teacher on the same class lists")
+
+
+@torch.no_grad()
+def teacher_errors(teachers: list[Teacher], loader, heads: list[str]) -> dict[str, torch.Tensor]:
+    """Mean CE of each teacher per head on a held-out loader: ``{head: (M,)}`` (the e_m of the card)."""
+    totals = {h: torch.zeros(len(teachers), dtype=torch.float64) for h in heads}
+    n = 0
+    device = next(iter(teachers[0].parameters())).device
+    for batch in loader:
+        if "index" not in batch:
+            continue
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        for m, t in enumerate(teachers):
+            out = t(batch)
+            for h in heads:
+                totals[h][m] += F.cross_entropy(out[h], batch[h], reduction="sum").double().cpu()
+        n += len(batch["index"])
+    if n == 0:
+        raise ValueError("the held-out loader yielded no clips; set data.init_args.holdout > 0")
+    return {h: (v / n).float() for h, v in totals.items()}
+
+
+class DistillModule(ClassifierModule):
+    """RGB student distilled from frozen teachers (see module docstring).
+
+    Args:
+        student: registered video model of the student (``swin3d_t`` in the papers).
+        heads: linked from the data module.
+        teachers: teacher checkpoint paths (any mix of RGB/flow/audio/language).
+        weighting: ``calibrated`` (softmax(−CE/γ) on the data module's held-out clips), ``uniform``, or
+            ``given`` (``teacher_weights``).
+        gamma: calibration temperature γ (thesis main tables 30 ≈ uniform; best EK 1).
+        teacher_weights: ``{head: [w_1..w_M]}`` for ``weighting="given"``.
+        lam: λ, the KD weight (λ=0 ≡ CE-only student; λ=1 pure KD). tau: KD temperature.
+        regression_weight: α of LanViKD's smooth-L1 regression onto the language teacher's text embedding
+            (0 disables the regression head).
+        teacher_cache: a safetensors file of precomputed ensemble logits (``precompute_teacher_logits``);
+            when set, teachers are not run during training.
+        missing_modality: ``raise`` or ``fallback`` (renormalise over the teachers whose input the batch has).
+    """
+
+    def __init__(self, student: str = "swin3d_t", heads: dict[str, int] | None = None, *,
+                 teachers: list[str] | None = None, weighting: str = "calibrated", gamma: float = 30.0,
+                 teacher_weights: dict[str, list[float]] | None = None, lam: float = 1.0, tau: float = 1.0,
+                 regression_weight: float = 0.0, teacher_cache: str | None = None,
+                 missing_modality: str = "raise", student_kwargs: dict[str, Any] | None = None,
+                 weights: str | None = None, lr: float = 1e-4, weight_decay: float = 0.05,
+                 warmup_epochs: float = 3.0, ece_bins: int = 15):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+        self.save_hyperparameters()
+        if weighting not in ("calibrated", "uniform", "given"):
+            raise ValueError(f"weighting must be calibrated|uniform|given, got {weighting!r}")
+        if missing_modality not in ("raise", "fallback"):
+            raise ValueError(f"missing_modality must be raise|fallback, got {missing_modality!r}")
+        self.heads = dict(heads or {"action": 174})
+        self.model = create_model(student, heads=self.heads, weights=weights, **(student_kwargs or {}))
+        self.lam, self.tau, self.gamma, self.weighting = lam, tau, gamma, weighting
+        self.regression_weight, self.missing_modality = regression_weight, missing_modality
+        # teachers are frozen and NOT part of the student's state_dict (kept in a plain list)
+        self._teachers: list[Teacher] = [load_teacher(p) for p in (teachers or [])]
+        for t in self._teachers:
+            check_teacher_heads(t, self.heads)
+        self.ensemble: LogitEnsemble | None = None
+        if teacher_weights is not None:
+            self.set_ensemble_weights({h: torch.tensor(w) for h, w in teacher_weights.items()})
+        elif weighting == "uniform" and self._teachers:
+            m = len(self._teachers)
+            self.set_ensemble_weights({h: torch.full((m,), 1.0 / m) for h in self.heads})
+        self.reg_head = None
+        if regression_weight > 0:
+            lang = [t for t in self._teachers if t.input_key == "text"]
+            if not lang:
+                raise ValueError("regression_weight > 0 needs a language teacher among the teachers")
+            self._language = lang[0]
+            self.reg_head = RegressionHead(self.model.feature_dim, lang[0].module.model.text_dim)
+        self._cache = load_file(teacher_cache) if teacher_cache else None
+        self.fallbacks = 0
+
+    # ------------------------------------------------------------------ teachers and ensemble
+    @property
+    def teachers(self) -> list[Teacher]:
+        return self._teachers
+
+    def set_ensemble_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.ensemble = LogitEnsemble([t.name for t in self._teachers], weights)
+        for h, w in weights.items():
+            log.info("ensemble weights (%s): %s", h, dict(zip(self.ensemble.names, [round(float(x), 4) for x in w])))
+
+    def calibrate(self, loader) -> dict[str, torch.Tensor]:
+        """Held-out CEs → weights ``softmax(−e/γ)`` per head; returns the CEs."""
+        errors = teacher_errors(self._teachers, loader, list(self.heads))
+        self.set_ensemble_weights({h: calibration_weights(e, self.gamma) for h, e in errors.items()})
+        return errors
+
+    def on_fit_start(self) -> None:
+        for t in self._teachers:
+            t.to(self.device)
+        if self.ensemble is None and self._teachers and self._cache is None:
+            dm = self.trainer.datamodule
+            if not hasattr(dm, "holdout_dataloader"):
+                raise ValueError("calibrated weighting needs a data module with held-out clips (holdout > 0)")
+            self.calibrate(dm.holdout_dataloader())
+        if self.ensemble is not None:
+            self.ensemble.to(self.device)
+
+    def teacher_logits(self, batch: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+        if self._cache is not None:
+            idx = batch["index"].cpu()
+            return {h: self._cache[h][idx].to(self.device) for h in self.heads}
+        if not self._teachers:
+            return None
+        present = [i for i, t in enumerate(self._teachers) if t.input_key in batch]
+        if len(present) < len(self._teachers):
+            missing = [self._teachers[i].name for i in range(len(self._teachers)) if i not in present]
+            if self.missing_modality == "raise" or not present:
+                raise KeyError(f"batch lacks the input(s) of teacher(s) {missing}; provide those modalities or "
+                               "set missing_modality: fallback")
+            self.fallbacks += 1
+            self.log("teacher_fallbacks", float(self.fallbacks), reduce_fx="max")
+        outs = [self._teachers[i](batch) for i in present]
+        weights = {h: self.ensemble.weight(h)[present] for h in self.heads}
+        weights = {h: w / w.sum() for h, w in weights.items()}
+        return LogitEnsemble([self._teachers[i].name for i in present], weights).to(self.device)(outs)
+
+    # ------------------------------------------------------------------ student
+    def label_heads(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(batch["rgb"] if isinstance(batch, dict) else batch)
+
+    def training_step(self, batch, batch_idx):
+        self._count_skips(batch)
+        if "index" not in batch:
+            return None
+        feats = self.model.forward_features(batch["rgb"])
+        student = self.model.head(feats)
+        teacher = self.teacher_logits(batch) if self.lam > 0 else None
+        targets = {h: batch[h] for h in self.heads}
+        loss, parts = distillation_objective(student, targets, teacher, lam=self.lam, tau=self.tau)
+        if self.reg_head is not None:
+            target = self._language.module.model.embed(list(batch["text"])).to(feats)
+            reg = F.smooth_l1_loss(self.reg_head(feats), target, beta=1.0)
+            loss = loss + self.regression_weight * reg
+            parts["smooth_l1"] = reg.detach()
+        bs = len(batch["index"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in parts.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.ensemble is not None:
+            checkpoint["modalbridge_ensemble"] = {h: self.ensemble.weight(h).cpu() for h in self.ensemble.heads}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "modalbridge_ensemble" in checkpoint and self._teachers:
+            self.set_ensemble_weights(checkpoint["modalbridge_ensemble"])
+
+
+@torch.no_grad()
+def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.Tensor], dataset, out: str | Path,
+                              *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
+                              num_workers: int = 0) -> Path:
+    """Ensemble logits of every clip of ``dataset`` (use an eval-transform dataset) → safetensors
+    ``{head: (N, C)}`` rows indexed by clip index. ``shard=(i, n)`` computes rows ``i::n`` only (rows of
+    other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`."""
+    from torch.utils.data import DataLoader, Subset
+
+    from modalbridge.core.data import collate_skipping
+
+    i, n = shard
+    ids = list(range(i, len(dataset), n))
+    ensemble = LogitEnsemble([t.name for t in teachers], weights)
+    result: dict[str, torch.Tensor] = {}
+    loader = DataLoader(Subset(dataset, ids), batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate_skipping)
+    for batch in loader:
+        if "index" not in batch:
+            continue
+        z = ensemble([t(batch) for t in teachers])
+        for h, v in z.items():
+            if h not in result:
+                result[h] = torch.full((len(dataset), v.shape[1]), float("nan"))
+            result[h][batch["index"]] = v.cpu()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(result, str(out), metadata={"shard": f"{i}/{n}", "teachers": ",".join(t.name for t in teachers)})
+    return out
+
+
+def merge_logit_shards(paths: list[str | Path], out: str | Path) -> Path:
+    """Merge shard files of :func:`precompute_teacher_logits` (each row must come from exactly one shard)."""
+    merged: dict[str, torch.Tensor] = {}
+    for p in paths:
+        for h, v in load_file(str(p)).items():
+            if h not in merged:
+                merged[h] = v.clone()
+            else:
+                rows = ~torch.isnan(v).any(1)
+                merged[h][rows] = v[rows]
+    missing = {h: int(torch.isnan(v).any(1).sum()) for h, v in merged.items()}
+    if any(missing.values()):
+        raise ValueError(f"rows missing after merging {len(paths)} shard(s): {missing}")
+    save_file(merged, str(out))
+    return Path(out)

@@ -1,0 +1,107 @@
+"""DistillModule unit tests: frozen teachers, head checks, ensemble weighting, fallback, logit cache."""
+
+import pytest
+import torch
+
+from modalbridge.core.engine import ModalityClassifierModule
+from modalbridge.tasks.distill.module import (
+    DistillModule,
+    load_teacher,
+    merge_logit_shards,
+    precompute_teacher_logits,
+)
+
+HEADS = {"verb": 3, "noun": 4}
+
+
+def _save_teacher(path, modality, heads=HEADS, seed=0):
+    torch.manual_seed(seed)
+    m = ModalityClassifierModule("r3d_tiny", heads, modality=modality)
+    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict(),
+                "modalbridge_class": "ModalityClassifierModule"}, path)
+    return str(path)
+
+
+def _batch(n=2):
+    g = torch.Generator().manual_seed(1)
+    return {"rgb": torch.randn(n, 3, 4, 32, 32, generator=g), "flow": torch.randn(n, 3, 4, 32, 32, generator=g),
+            "verb": torch.tensor([0, 1][:n]), "noun": torch.tensor([2, 3][:n]), "index": torch.arange(n)}
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    d = tmp_path_factory.mktemp("teachers")
+    return [_save_teacher(d / "rgb.ckpt", "rgb", seed=0), _save_teacher(d / "flow.ckpt", "flow", seed=1)]
+
+
+def test_teachers_are_frozen_and_deterministic(teachers):
+    t = load_teacher(teachers[1])
+    assert t.input_key == "flow" and not any(p.requires_grad for p in t.parameters())
+    t.train()
+    assert not t.module.training
+    b = _batch()
+    assert torch.equal(t(b)["verb"], t(b)["verb"])
+
+
+def test_student_optimiser_excludes_teachers(teachers):
+    m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform")
+    student_params = {id(p) for p in m.parameters()}
+    assert not any(id(p) in student_params for t in m.teachers for p in t.parameters())
+    assert not any(k.startswith("_teachers") for k in m.state_dict())
+
+
+def test_class_mismatch_is_a_clear_error(tmp_path, teachers):
+    bad = _save_teacher(tmp_path / "bad.ckpt", "rgb", heads={"verb": 5, "noun": 4})
+    with pytest.raises(ValueError, match="predicts .* but the dataset has"):
+        DistillModule("r3d_tiny", HEADS, teachers=[teachers[0], bad], weighting="uniform")
+
+
+def test_uniform_ensemble_is_the_mean_of_teacher_logits(teachers):
+    m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform")
+    b = _batch()
+    z = m.teacher_logits(b)
+    expected = (m.teachers[0](b)["noun"] + m.teachers[1](b)["noun"]) / 2
+    assert torch.allclose(z["noun"], expected, atol=1e-6)
+
+
+def test_missing_modality_raises_or_falls_back(teachers):
+    b = _batch()
+    del b["flow"]
+    strict = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform")
+    with pytest.raises(KeyError, match="flow"):
+        strict.teacher_logits(b)
+    lenient = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform", missing_modality="fallback")
+    lenient.log = lambda *a, **k: None  # not attached to a Trainer
+    z = lenient.teacher_logits(b)
+    assert torch.allclose(z["verb"], lenient.teachers[0](b)["verb"], atol=1e-6) and lenient.fallbacks == 1
+
+
+def test_lambda_zero_ignores_teachers(teachers):
+    m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform", lam=0.0)
+    m.log = lambda *a, **k: None
+    called = []
+    m.teacher_logits = lambda batch: called.append(1)
+    assert torch.isfinite(m.training_step(_batch(), 0)) and not called
+
+
+def test_sharded_logit_cache_round_trip(teachers, tmp_path):
+    m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform")
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            b = _batch(1)
+            return {k: v[0] for k, v in b.items()} | {"index": i}
+
+    w = {h: m.ensemble.weight(h) for h in HEADS}
+    shards = [precompute_teacher_logits(m.teachers, w, DS(), tmp_path / f"s{i}.safetensors", shard=(i, 2))
+              for i in range(2)]
+    merged = merge_logit_shards(shards, tmp_path / "all.safetensors")
+    cached = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform", teacher_cache=str(merged))
+    b = _batch(1)
+    b["index"] = torch.tensor([3])
+    assert torch.allclose(cached.teacher_logits(b)["verb"], m.teacher_logits(b)["verb"], atol=1e-5)
+    with pytest.raises(ValueError, match="rows missing"):
+        merge_logit_shards(shards[:1], tmp_path / "partial.safetensors")
