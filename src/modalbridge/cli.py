@@ -121,6 +121,33 @@ def _demo(args) -> int:
     return 0
 
 
+def _distill_cache(args) -> int:
+    import json
+
+    import torch
+
+    from modalbridge.io.datamodules import EpicKitchensDataModule
+    from modalbridge.tasks.distill.module import load_teacher, merge_logit_shards, precompute_teacher_logits
+
+    if args.merge:
+        print(merge_logit_shards(args.merge, args.out))
+        return 0
+    teachers = [load_teacher(p) for p in args.teachers]
+    if args.weights:
+        weights = {h: torch.tensor(w) for h, w in json.loads(Path(args.weights).read_text()).items()}
+    else:
+        weights = {h: torch.full((len(teachers),), 1 / len(teachers)) for h in teachers[0].heads}
+    i, n = (int(x) for x in args.shard.split("/"))
+    dm = EpicKitchensDataModule(args.root, modalities=tuple(dict.fromkeys(["rgb", *[t.input_key for t in teachers]])),
+                                num_frames=args.num_frames, stride=args.stride, size=args.size,
+                                audio_size=args.size)
+    dataset = dm.make_dataset(args.split, train=False)
+    out = precompute_teacher_logits(teachers, weights, dataset, args.out, shard=(i, n),
+                                    batch_size=args.batch_size, num_workers=args.num_workers)
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modalbridge", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `modalbridge fit`")
     s.add_argument("--top", type=int, default=5)
     s.set_defaults(func=_recognize)
+    s = sub.add_parser("distill-cache", help="precompute teacher-ensemble logits for distillation (--shard i/n)")
+    s.add_argument("--teachers", nargs="+", default=[], help="teacher .ckpt files")
+    s.add_argument("--weights", help="JSON {head: [w_1..w_M]} (default: uniform)")
+    s.add_argument("--root", default="world://kitchen/ek100", help="EPIC-KITCHENS-100 folder")
+    s.add_argument("--split", default="train")
+    s.add_argument("--num-frames", type=int, default=32)
+    s.add_argument("--stride", type=int, default=2)
+    s.add_argument("--size", type=int, default=224)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--num-workers", type=int, default=2)
+    s.add_argument("--shard", default="0/1", help="i/n: compute rows i::n only")
+    s.add_argument("--merge", nargs="+", help="merge these shard files into --out instead")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_distill_cache)
     s = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
     s.add_argument("name", nargs="?", default="all", help="all | clip_pipeline | train_step | flops")
     s.add_argument("--quick", action="store_true")

@@ -10,6 +10,7 @@ continues exactly. Subclasses implement :meth:`forward` (``batch -> {head: logit
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightning as L
@@ -250,6 +251,8 @@ def load_module_checkpoint(ckpt: str, cls: type[L.LightningModule], **overrides:
     ``overrides`` replace hyper-parameters (e.g. ``teachers=None`` to load a student alone)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     hp = {k: v for k, v in dict(state["hyper_parameters"]).items() if not k.startswith("_")}
+    accepted = inspect.signature(cls.__init__).parameters
+    hp = {k: v for k, v in hp.items() if k in accepted}  # e.g. a subclass's fixed arguments
     if "weights" in hp:
         hp["weights"] = None  # the checkpoint already holds the trained weights
     hp.update(overrides)

@@ -20,8 +20,13 @@ from modalbridge.tasks.distill.data import NarrationDataModule
 
 REAL_EK100 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "epic_kitchens_100"
 
-# measured (seed 0, 8 epochs, held-out P01 P05 P15 P22 P24 P32 = 3,080 rows): see test output
-MARGIN = 20.0  # points above the majority baseline, for verb and noun top-1
+# LanViKD's lr 1e-3 and 10 epochs; batch 256 (208 steps, a few seconds once the 3,835 unique narrations are
+# encoded) rather than the config's 32 (2,060 steps: 10x the Lightning step overhead on a busy 2-core CPU).
+# Measured with seed 0 (held out P01 P05 P15 P22 P24 P32 = 3,080 of 9,668 rows): verb/noun/action top-1
+# 88.3/74.9/67.6 vs the majority class 20.5/3.4/2.1 (batch 32, as in the config: 93.6/83.1/78.4); seeds 1-3
+# (other participant splits, batch 256 or 32) stay >= +59 points (verb), >= +68 (noun), >= +62 (action).
+# 40 points leaves room for library/version drift while still meaning "reads the narration".
+MARGIN = 40.0
 
 
 def _weights_available() -> bool:
@@ -47,9 +52,9 @@ def test_language_teacher_names_actions_of_unseen_participants():
     assert data.eval_groups and not (set(data.eval_groups) & train_parts)
 
     model = LanguageTeacherModule(heads=data.heads, lr=1e-3, weight_decay=0.0)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=8, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=10, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        check_val_every_n_epoch=8, use_distributed_sampler=False, deterministic=True)
+                        check_val_every_n_epoch=10, use_distributed_sampler=False, deterministic=True)
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=data)
     seconds = time.perf_counter() - t0
@@ -65,7 +70,7 @@ def test_language_teacher_names_actions_of_unseen_participants():
     assert m["num_clips"] == len(data.val_set)
     assert m["verb_top1"] >= base["verb"] + MARGIN
     assert m["noun_top1"] >= base["noun"] + MARGIN
-    assert m["action_top1"] > base["action"] + MARGIN / 2
+    assert m["action_top1"] >= base["action"] + MARGIN
     assert m["action_top1"] <= min(m["verb_top1"], m["noun_top1"]) + 1e-6
     assert m["verb_top5"] >= m["verb_top1"] and m["noun_top5"] >= m["noun_top1"]
 
@@ -132,6 +137,8 @@ def test_narration_datamodule_split_heads_and_batches(tmp_path):
     assert batch["text"][0] == row.narration and int(batch["verb"][0]) == row.verb_class
     seen = sorted(i for b in dm.train_dataloader() for i in b["index"].tolist())
     assert seen == list(range(len(dm.train_set)))
+    n = len(dm.train_set)  # an EpochSampler(encode_epoch=True) passes epoch * n + index
+    assert dm.train_set[3 * n + 2] == dm.train_set[2] and dm.train_set[3 * n + 2]["index"] == 2
 
     base = dm.majority_baseline()
     ev = dm.segments("eval")

@@ -14,18 +14,12 @@ import torch
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.transforms import ClipTransform
 from modalbridge.io.video import probe, read_frames
-from modalbridge.tasks.actions.module import ActionRecognitionModule
+from modalbridge.core.engine import ModalityClassifierModule, load_module_checkpoint
 
 
-def load_checkpoint(ckpt: str | Path) -> tuple[ActionRecognitionModule, dict]:
-    """Rebuild the module from a Lightning checkpoint (``weights_only=True``, never unpickles code)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    hp = dict(state["hyper_parameters"])
-    hp.pop("_instantiator", None)
-    hp["weights"] = None  # the checkpoint already holds the trained backbone
-    module = ActionRecognitionModule(**hp)
-    module.load_state_dict(state["state_dict"])
-    return module.eval(), state.get("modalbridge_data") or {}
+def load_checkpoint(ckpt: str | Path) -> tuple[ModalityClassifierModule, dict]:
+    """Rebuild the classifier from a ``modalbridge fit`` checkpoint (``weights_only=True``)."""
+    return load_module_checkpoint(str(ckpt), ModalityClassifierModule)
 
 
 @torch.no_grad()

@@ -1,0 +1,47 @@
+"""The command line: help, world, data check (real EK-100 annotations and a broken copy), models."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modalbridge.cli import main
+
+EK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epic_kitchens_100"
+
+
+def test_help_lists_every_verb(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for verb in ("fit", "validate", "test", "predict", "demo", "world", "data", "recognize", "bench", "models"):
+        assert verb in out
+
+
+def test_world_prints_an_ek_folder(capsys):
+    assert main(["world", "actions"]) == 0
+    root = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (root / "ek100" / "EPIC_100_train.csv").exists() and (root / "ssv2").is_dir()
+
+
+def test_models_lists_registered_models(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "swin3d_t" in out and "language_teacher" in out
+
+
+@pytest.mark.skipif(not EK.exists(), reason="../shared/data not present")
+def test_data_check_real_epic_kitchens_passes_and_broken_copy_fails(tmp_path, capsys):
+    assert main(["data", "check", "epic-kitchens-100", str(EK)]) == 0
+    capsys.readouterr()
+    broken = tmp_path / "ek"
+    shutil.copytree(EK, broken)
+    csv = broken / "EPIC_100_validation.csv"
+    lines = csv.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[10] = "seven"  # verb_class of the 5th data row (line 6 of the file)
+    lines[5] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    assert main(["data", "check", "epic-kitchens-100", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "EPIC_100_validation.csv" in out and "row 6" in out
+    assert "verb_class" in out
