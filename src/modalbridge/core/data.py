@@ -81,7 +81,11 @@ def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
 class SeededDataModule(L.LightningDataModule):
     """Base data module: subclasses fill ``train_set``/``val_set`` in ``setup`` and define ``heads``
     (``{head: num_classes}``) and ``class_names``; loaders use :class:`EpochSampler` (rank-aware, so the
-    Trainer must run with ``use_distributed_sampler=False`` — the CLI sets it)."""
+    Trainer must run with ``use_distributed_sampler=False`` — the CLI sets it).
+
+    Contract for datasets: the shuffled (training) loader passes ``epoch * len(dataset) + index``; a
+    dataset recovers both with ``epoch, index = divmod(i, len(self))`` (see :class:`~modalbridge.io.clips.ClipDataset`).
+    Set ``reload_dataloaders_every_n_epochs=1`` on the Trainer (the CLI does) for exact resume."""
 
     heads: dict[str, int]
     class_names: dict[str, list[str]]
