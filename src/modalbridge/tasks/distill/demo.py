@@ -47,15 +47,16 @@ class DemoConfig:
     batch_size: int = 16
     num_workers: int = 2
     holdout: int = 60
-    teacher_epochs: int = 6
+    teacher_epochs: int = 5
     language_epochs: int = 10
-    student_epochs: int = 6
+    student_epochs: int = 5
     lr: float = 1e-3
     gamma: float = 1.0
     lam: float = 0.8
     tau: float = 1.0
     modal_teachers: tuple[str, ...] = ("rgb", "flow", "audio")
-    use_language_teacher: bool = True
+    use_language_teacher: bool = True   # trained and evaluated (LanViKD stage 1)
+    language_in_ensemble: bool = False  # the world's narrations name the label: an oracle teacher
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -107,7 +108,7 @@ def evaluate(models: dict[str, Teacher | torch.nn.Module], dm: EpicKitchensDataM
     y = {k: torch.cat(v) for k, v in targets.items()}
     z = {n: {h: torch.cat(v) for h, v in d.items()} for n, d in logits.items()}
     if ensemble_weights is not None:
-        teacher_names = [n for n, m in models.items() if isinstance(m, Teacher)]
+        teacher_names = [n for n, m in models.items() if isinstance(m, Teacher) and "not in ensemble" not in n]
         z["ensemble"] = {h: sum(ensemble_weights[h][i] * z[n][h] for i, n in enumerate(teacher_names))
                          for h in ("verb", "noun")}
     masks = dm.split_masks()
@@ -151,9 +152,10 @@ def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoCon
         ckpts["text"] = _fit(module, dm, out / "teacher_text", cfg.language_epochs, "language teacher (MiniLM)")
 
     # 2. calibrate the ensemble on held-out training clips ---------------------------------------------
-    modalities = ("rgb", *[m for m in ckpts if m != "rgb"])
+    ensemble_members = [m for m in ckpts if m != "text" or cfg.language_in_ensemble]
+    modalities = ("rgb", *[m for m in ensemble_members if m != "rgb"])
     dm_all = _data(cfg, modalities)
-    teacher_paths = [str(p) for p in ckpts.values()]
+    teacher_paths = [str(ckpts[m]) for m in ensemble_members]
     student = DistillModule(cfg.backbone, dm_all.heads, teachers=teacher_paths, weighting="calibrated",
                             gamma=cfg.gamma, lam=cfg.lam, tau=cfg.tau, lr=cfg.lr, warmup_epochs=0.5)
     errors = student.calibrate(dm_all.holdout_dataloader())
@@ -170,6 +172,9 @@ def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoCon
     # 4. evaluate -----------------------------------------------------------------------------------------
     teachers = {t.name: t for t in (load_teacher(p) for p in teacher_paths)}
     models: dict[str, object] = {f"teacher {n}": t for n, t in teachers.items()}
+    if "text" in ckpts and "text" not in teachers:  # evaluated alone (needs the text input)
+        dm_all = _data(cfg, (*modalities, "text"))
+        models["teacher text (not in ensemble)"] = load_teacher(ckpts["text"])
     models["student CE-only (= RGB teacher)"] = teachers["rgb"].module.model.eval()
     models["student distilled"] = student.model.eval()
     results = evaluate(models, dm_all, ensemble_weights=weights)
