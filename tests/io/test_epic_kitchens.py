@@ -296,7 +296,7 @@ def _records(n: int = 3) -> list[dict]:
 def test_pickle_needs_opt_in(tmp_path):
     path = tmp_path / "EPIC_100_validation.pkl"
     path.write_bytes(pickle.dumps(_records()))
-    with pytest.raises(DataError, match="--allow-pickle"):
+    with pytest.raises(DataError, match="allow_pickle=True"):
         read_annotations_pickle(path)
     segments = read_annotations_pickle(path, allow_pickle=True)
     assert [s.narration_id for s in segments] == ["P01_11_0", "P01_11_1", "P01_11_2"]
