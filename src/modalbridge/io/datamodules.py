@@ -13,7 +13,6 @@ import logging
 
 import numpy as np
 import torch
-
 from torch.utils.data import DataLoader
 
 from modalbridge.core.data import SeededDataModule, collate_skipping

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from modalbridge.core.engine import ModalityClassifierModule, load_module_checkpoint
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.transforms import ClipTransform
 from modalbridge.io.video import probe, read_frames
-from modalbridge.core.engine import ModalityClassifierModule, load_module_checkpoint
 
 
 def load_checkpoint(ckpt: str | Path) -> tuple[ModalityClassifierModule, dict]:
