@@ -15,6 +15,7 @@ WORLD_URI = "world://"
 # world name -> "module:function" returning the world's root Path (generating it if needed)
 _WORLDS: dict[str, str] = {
     "kitchen": "modalbridge.worlds.kitchen:kitchen_world",
+    "kitchen-distill": "modalbridge.worlds.kitchen:distill_kitchen_world",
 }
 
 
