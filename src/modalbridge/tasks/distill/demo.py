@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    root: str = "world://kitchen/ek100"
+    # the distillation variant of the kitchen world: 30 % noisy training labels, verb-only audio
+    root: str = "world://kitchen-distill/ek100"
     backbone: str = "r3d_tiny"
     num_frames: int = 8
     stride: int = 4
