@@ -16,9 +16,16 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
+from modalbridge.metrics import (
+    action_accuracy,
+    action_ece,
+    epic_metrics,
+    expected_calibration_error,
+    topk_accuracy,
+)
 
 
 def warmup_linear_schedule(total_steps: int, warmup_steps: int):
@@ -59,8 +66,13 @@ class ClassifierModule(L.LightningModule):
         self.skipped_clips = 0
 
     # -- to implement -------------------------------------------------------------------------
+    label_smoothing: float = 0.0
+
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
+        """Default: cross-entropy per labelled head, averaged (EK: verb and noun; SSv2: action)."""
+        losses = {h: F.cross_entropy(outputs[h], batch[h], label_smoothing=self.label_smoothing)
+                  for h in self.label_heads()}
+        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
 
     def label_heads(self) -> list[str]:
         """Heads that have ground-truth labels in the batch (e.g. ``["verb", "noun"]``)."""
@@ -158,13 +170,8 @@ class ClassifierModule(L.LightningModule):
                                            ev["target/verb"], ev["target/noun"], n_bins=self.ece_bins)
             dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
             masks = dm.split_masks() if dm is not None and hasattr(dm, "split_masks") else {}
-            for name, mask in masks.items():
-                m = mask[ev["index"]]
-                if m.any():
-                    for h in ("verb", "noun"):
-                        out[f"{name}/{h}_top1"] = topk_accuracy(ev[f"logits/{h}"][m], ev[f"target/{h}"][m],
-                                                                ks=(1,))[1]
-                    out[f"{name}/action_top1"] = action_accuracy(*(a[m] for a in args))
+            split = epic_metrics(*args, masks={n: m[ev["index"]] for n, m in masks.items()})
+            out.update({k: v for k, v in split.items() if "/" in k})
         out["num_clips"] = float(len(ev["index"]))
         return out
 
@@ -231,13 +238,6 @@ class ModalityClassifierModule(ClassifierModule):
     def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
         x = batch[self.modality] if isinstance(batch, dict) else batch
         return self.model(x)
-
-    def loss(self, outputs, batch):
-        import torch.nn.functional as F
-
-        losses = {h: F.cross_entropy(outputs[h], batch[h], label_smoothing=self.label_smoothing)
-                  for h in self.heads}
-        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
 
     def predict_step(self, batch, batch_idx):
         outputs = self(batch)

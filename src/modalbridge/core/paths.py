@@ -19,6 +19,16 @@ def weights_dir() -> Path:
     return home() / "weights"
 
 
+def first_existing(candidates: list[Path], what: str, *, root: Path | None = None) -> Path:
+    """The first candidate that is a file; otherwise a DataError listing every place tried."""
+    from modalbridge.core.errors import DataError
+
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"{what} not found; looked for {', '.join(str(c) for c in candidates)}", path=root)
+
+
 def runs_dir() -> Path:
     """``$MODALBRIDGE_RUNS`` or ``./runs``."""
     return Path(os.environ.get("MODALBRIDGE_RUNS", "runs"))

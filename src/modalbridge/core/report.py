@@ -54,6 +54,15 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _save(fig, out_png: str | Path) -> Path:
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
+
+
 def plot_curves(records: list[dict], out_png: str | Path, keys: Sequence[str] | None = None) -> Path | None:
     """Plot metric curves over epochs from ``metrics.jsonl`` records; returns the PNG path."""
     records = [r for r in records if "epoch" in r]
@@ -72,12 +81,7 @@ def plot_curves(records: list[dict], out_png: str | Path, keys: Sequence[str] | 
         ax.set_title(t)
         if ax.lines:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png)
 
 
 def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path, *, ylabel: str,
@@ -87,9 +91,4 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png)

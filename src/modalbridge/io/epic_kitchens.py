@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from modalbridge.core.errors import DataError
+from modalbridge.core.paths import first_existing
 
 PathLike = str | os.PathLike
 
@@ -767,12 +768,7 @@ class EpicKitchens100:
 
     def video_path(self, video_id: str) -> Path:
         """The video file; DataError listing the places tried when it is not there."""
-        candidates = self.video_candidates(video_id)
-        for path in candidates:
-            if path.is_file():
-                return path
-        raise DataError(f"video {video_id} not found; looked for {', '.join(str(c) for c in candidates)}",
-                        path=self.root)
+        return first_existing(self.video_candidates(video_id), f"video {video_id}", root=self.root)
 
     def rgb_frames_dir(self, video_id: str) -> Path:
         """``root/PXX/rgb_frames/PXX_YY`` holding ``frame_0000000001.jpg`` … (1-based)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modalbridge.core.errors import DataError
+from modalbridge.core.paths import first_existing
 
 PathLike = str | os.PathLike
 
@@ -244,9 +245,4 @@ class SomethingSomething:
 
     def video_path(self, video_id: str) -> Path:
         """The video file of ``video_id``; DataError listing the places tried when absent."""
-        candidates = self.video_candidates(video_id)
-        for path in candidates:
-            if path.is_file():
-                return path
-        raise DataError(f"video {video_id} not found; looked for {', '.join(str(c) for c in candidates)}",
-                        path=self.root)
+        return first_existing(self.video_candidates(video_id), f"video {video_id}", root=self.root)

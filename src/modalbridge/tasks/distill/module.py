@@ -54,10 +54,6 @@ class LanguageTeacherModule(ClassifierModule):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.model(list(batch["text"]))
 
-    def loss(self, outputs, batch):
-        losses = {h: F.cross_entropy(outputs[h], batch[h]) for h in self.heads}
-        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
-
 
 TEACHER_CLASSES: dict[str, type[ClassifierModule]] = {
     "ModalityClassifierModule": ModalityClassifierModule,
@@ -223,6 +219,8 @@ class DistillModule(ClassifierModule):
             self.fallbacks += 1
             self.log("teacher_fallbacks", float(self.fallbacks), reduce_fx="max")
         outs = [self._teachers[i](batch) for i in present]
+        if len(present) == len(self._teachers):
+            return self.ensemble(outs)
         weights = {h: self.ensemble.weight(h)[present] for h in self.heads}
         weights = {h: w / w.sum() for h, w in weights.items()}
         return LogitEnsemble([self._teachers[i].name for i in present], weights).to(self.device)(outs)
