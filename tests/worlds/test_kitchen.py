@@ -23,6 +23,7 @@ import pytest
 from modalbridge.worlds.kitchen import (
     EK_COLUMNS,
     SSV2_TEMPLATES,
+    WORLD_VERSION,
     KitchenWorldConfig,
     config_hash,
     kitchen_world,
@@ -174,7 +175,7 @@ def test_label_noise_flips_exactly_the_requested_train_fraction(tmp_path):
 
 def test_kitchen_world_is_cached_atomically(tmp_path):
     root = kitchen_world(TINY, seed=1, cache_dir=tmp_path, workers=1)
-    assert root.name == f"kitchen-v1-{config_hash(TINY, 1)}"
+    assert root.name == f"kitchen-v{WORLD_VERSION}-{config_hash(TINY, 1)}"
     marker = json.loads((root / ".complete").read_text())
     assert marker["seed"] == 1 and marker["config"]["train_segments"] == 6
     tic = time.perf_counter()
@@ -396,6 +397,25 @@ def test_ssv2_boxes_are_mostly_clean_with_a_few_dirty_ones(world):
                 assert 0 <= x1 < x2 <= w - 1 and 0 <= y1 < y2 <= h - 1
     assert valid / total >= 0.95
     assert swapped >= 1 and off_frame >= 1 and empty >= 1
+
+
+def test_ssv2_detections_are_a_noisy_copy_of_the_annotations(world):
+    """The "obj. predictions" boxes: same videos and frames, detector classes only, scores, some misses and
+    false positives, and boxes near the annotated ones."""
+    oracle = json.loads((world / "ssv2" / "bounding_box_smthsmth_part1.json").read_text())
+    detected = json.loads((world / "ssv2" / "detections_smthsmth_part1.json").read_text())
+    assert detected.keys() == oracle.keys()
+    n_oracle = n_detected = low = 0
+    for video, records in oracle.items():
+        assert [r["name"] for r in detected[video]] == [r["name"] for r in records]
+        for r, d in zip(records, detected[video]):
+            n_oracle += len(r["labels"])
+            n_detected += len(d["labels"])
+            for label in d["labels"]:
+                assert label["category"] in ("hand", "object") and 0.0 < label["score"] < 1.0
+                low += label["score"] < 0.5
+    assert 0.8 < n_detected / n_oracle < 1.0  # misses outnumber false positives
+    assert low >= 1
 
 
 # --------------------------------------------------------------------------------------------- signals

@@ -16,6 +16,7 @@ WORLD_URI = "world://"
 _WORLDS: dict[str, str] = {
     "kitchen": "modalbridge.worlds.kitchen:kitchen_world",
     "kitchen-distill": "modalbridge.worlds.kitchen:distill_kitchen_world",
+    "kitchen-layouts": "modalbridge.worlds.kitchen:layouts_kitchen_world",
 }
 
 

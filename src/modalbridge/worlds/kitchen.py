@@ -51,7 +51,9 @@ Layout written under ``root`` (see :func:`make_kitchen_world`)::
     ssv2/videos/<id>.webm                        VP9, ss_fps
     ssv2/something-something-v2-{labels,train,validation}.json
     ssv2/compositional/{labels,train,validation}.json, ssv2/compositional/objects{A,B}.json
-    ssv2/bounding_box_smthsmth_part1.json, ssv2/videoid2size.json
+    ssv2/bounding_box_smthsmth_part1.json, ssv2/videoid2size.json       annotated ("oracle") boxes, frame sizes
+    ssv2/detections_smthsmth_part1.json          a detector's boxes in the same format (+ "score"): jittered,
+                                                 missed and false-positive boxes, classes hand/object only
     ssv2/world_truth.json                        true templates, object identities (not an SSv2 file)
 
 Video ids use the EPIC-KITCHENS-100 extension pattern ``PXX_1YY`` so that readers take ``start_frame`` /
@@ -102,7 +104,8 @@ from modalbridge.core.paths import worlds_dir
 __all__ = ["EK_COLUMNS", "SSV2_TEMPLATES", "WORLD_VERSION", "KitchenWorldConfig", "config_hash",
            "kitchen_world", "make_kitchen_world"]
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # file-format version (cache key); v2 added the detections file
+_RANDOM_STREAM = 1  # part of the master seed; kept at 1 so v1 and v2 worlds hold identical clips
 
 #: Columns of EPIC_100_{train,validation}.csv, in the real order.
 EK_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",
@@ -1058,10 +1061,43 @@ def _ss_box_records(video_id: str, layers: Sequence[_Layer], n: int, width: int,
     return records
 
 
+def _ss_detections(records: list[dict], width: int, height: int, rng: np.random.Generator) -> list[dict]:
+    """A detector's view of the clip (the "obj. predictions" setting): the annotated boxes with corner jitter,
+    misses (10 % of objects, 5 % of hands), a false positive in 5 % of frames, only the detector's two classes
+    ``hand`` / ``object``, and a ``score`` per box (some false positives fall below the 0.5 threshold)."""
+    out = []
+    for record in records:
+        labels = []
+        for label in record["labels"]:
+            hand = label["standard_category"] == "hand"
+            if rng.random() < (0.05 if hand else 0.1):
+                continue
+            b = label["box2d"]
+            x1, x2 = sorted((b["x1"], b["x2"]))
+            y1, y2 = sorted((b["y1"], b["y2"]))
+            jx, jy = 0.08 * (x2 - x1) + 1.0, 0.08 * (y2 - y1) + 1.0
+            x1, x2 = x1 + rng.normal(0, jx), x2 + rng.normal(0, jx)
+            y1, y2 = y1 + rng.normal(0, jy), y2 + rng.normal(0, jy)
+            box = [float(np.clip(v, 0, lim - 1)) for v, lim in ((x1, width), (y1, height), (x2, width), (y2, height))]
+            labels.append(_detection(box, "hand" if hand else "object", rng.uniform(0.6, 0.99)))
+        if rng.random() < 0.05:
+            r = rng.uniform(6, 12) * height / 96.0
+            cx, cy = rng.uniform(r, width - r), rng.uniform(r, height - r)
+            labels.append(_detection([cx - r, cy - r, cx + r, cy + r], "object", rng.uniform(0.3, 0.8)))
+        out.append({"name": record["name"], "labels": labels})
+    return out
+
+
+def _detection(box: list[float], category: str, score: float) -> dict[str, Any]:
+    standard, gt = ("hand", "object hand") if category == "hand" else ("0000", "object 0")
+    return {"box2d": dict(zip(("x1", "y1", "x2", "y2"), (round(v, 2) for v in box))), "category": category,
+            "standard_category": standard, "gt_annotation": gt, "score": round(float(score), 3)}
+
+
 def _render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
     """Render a chunk of Something-Else clips (webm + box records). Runs in a worker process."""
     cfg: KitchenWorldConfig = job["config"]
-    out: dict[str, Any] = {"boxes": {}, "sizes": {}, "frames": {}}
+    out: dict[str, Any] = {"boxes": {}, "detections": {}, "sizes": {}, "frames": {}}
     for clip in job["clips"]:
         rng = np.random.default_rng(clip["seed"])
         width, height, n = clip["width"], cfg.ss_height, clip["frames"]
@@ -1081,6 +1117,8 @@ def _render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
             names["obj1"] = clip["obj1"]["name"]
         out["boxes"][clip["id"]] = _ss_box_records(clip["id"], layers, n, width, height, names,
                                                    clip["true_placeholders"], cfg, rng)
+        out["detections"][clip["id"]] = _ss_detections(out["boxes"][clip["id"]], width, height,
+                                                       np.random.default_rng([clip["seed"], 1]))
         out["sizes"][clip["id"]] = [width, height]
         out["frames"][clip["id"]] = writer.frames
     return out
@@ -1277,6 +1315,7 @@ def _write_ss(root: Path, plan: dict[str, Any], results: dict[str, Any]) -> dict
         _write_json(ss / "compositional" / f"objects{key}.json", [o["name"] for o in plan["objects"][key]], indent=1)
     order = [c["id"] for c in plan["clips"]]
     _write_json(ss / "bounding_box_smthsmth_part1.json", {i: results["boxes"][i] for i in order})
+    _write_json(ss / "detections_smthsmth_part1.json", {i: results["detections"][i] for i in order})
     _write_json(ss / "videoid2size.json", {i: results["sizes"][i] for i in order})
     _write_json(ss / "world_truth.json", {"objects": plan["objects"], "clips": truth}, indent=1)
     return {"train_clips": len(lists["train"]), "validation_clips": len(lists["validation"])}
@@ -1308,7 +1347,7 @@ def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: Kitche
         workers = 1
     (root / "ek100").mkdir(parents=True, exist_ok=True)
     (root / "ssv2" / "videos").mkdir(parents=True, exist_ok=True)
-    master = np.random.default_rng(np.random.SeedSequence([int(seed), WORLD_VERSION]))
+    master = np.random.default_rng(np.random.SeedSequence([int(seed), _RANDOM_STREAM]))
     vocab = _load_vocabulary(cfg.verbs, cfg.nouns)
     ek_plan = _plan_ek(cfg, master, vocab)
     ss_plan = _plan_ss(cfg, master)
@@ -1321,7 +1360,7 @@ def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: Kitche
     ss_jobs = [{"config": cfg, "root": str(root / "ssv2"), "clips": ss_plan["clips"][i:i + chunk]}
                for i in range(0, len(ss_plan["clips"]), chunk)]
     ek_results, ss_chunks = _run_jobs(ek_jobs, ss_jobs, workers)
-    ss_results: dict[str, dict] = {"boxes": {}, "sizes": {}, "frames": {}}
+    ss_results: dict[str, dict] = {"boxes": {}, "detections": {}, "sizes": {}, "frames": {}}
     for part in ss_chunks:
         for key in ss_results:
             ss_results[key].update(part[key])
@@ -1337,7 +1376,7 @@ def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: Kitche
 
 def kitchen_world(config: KitchenWorldConfig | None = None, *, seed: int = 0,
                   cache_dir: str | os.PathLike | None = None, workers: int | None = None) -> Path:
-    """The cached kitchen world for (config, seed): ``<cache_dir or worlds_dir()>/kitchen-v1-<hash>``.
+    """The cached kitchen world for (config, seed): ``<cache_dir or worlds_dir()>/kitchen-v<WORLD_VERSION>-<hash>``.
 
     Generated on first use into a temporary sibling folder that is renamed into place once complete (a
     ``.complete`` marker is written last), so concurrent callers never see a half-written world; later calls
@@ -1432,3 +1471,13 @@ DISTILL_CONFIG = KitchenWorldConfig(label_noise=0.3, audio_noun_level=0.0)
 def distill_kitchen_world() -> Path:
     """The cached distillation variant of the kitchen world (``world://kitchen-distill``)."""
     return kitchen_world(DISTILL_CONFIG)
+
+
+#: The layout-fusion variant (thesis Ch. 6): 640 train / 240 validation Something-Else clips (the
+#: compositional split: object set A in train, disjoint set B in validation) and a small EPIC part.
+LAYOUTS_CONFIG = KitchenWorldConfig(train_segments=60, val_segments=30, ss_train_clips=640, ss_val_clips=240)
+
+
+def layouts_kitchen_world() -> Path:
+    """The cached layout-fusion variant of the kitchen world (``world://kitchen-layouts``)."""
+    return kitchen_world(LAYOUTS_CONFIG)
