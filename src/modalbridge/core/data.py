@@ -89,6 +89,8 @@ class SeededDataModule(L.LightningDataModule):
 
     heads: dict[str, int]
     class_names: dict[str, list[str]]
+    #: batch collation of every loader (a module-level function, so worker processes can pickle it)
+    collate_fn: Callable[[list[Any]], dict[str, Any]] = staticmethod(collate_skipping)
 
     def __init__(self, *, batch_size: int, num_workers: int, seed: int):
         super().__init__()
@@ -103,7 +105,7 @@ class SeededDataModule(L.LightningDataModule):
                                encode_epoch=shuffle,
                                epoch_fn=(lambda: _epoch_for_sampling(trainer)) if trainer is not None else None)
         return DataLoader(dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=collate_skipping, persistent_workers=False,
+                          num_workers=self.num_workers, collate_fn=self.collate_fn, persistent_workers=False,
                           pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
