@@ -8,6 +8,8 @@ configs and dotted overrides; the other verbs are plain sub-commands::
     modalbridge world actions             # build/locate an embedded world
     modalbridge data check epic-kitchens-100 /data/EPIC-KITCHENS
     modalbridge recognize clip.mp4 --ckpt runs/actions/world/checkpoints/last.ckpt
+    modalbridge recognize 123.webm --ckpt runs/layouts/world_stlt/checkpoints/last.ckpt --picture p.png
+    modalbridge data prepare something-else /data/something-else --out /data/layouts
     modalbridge models                    # list registered models
     modalbridge bench all
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 
 # embedded world per task name used by ``modalbridge world <task>``
-TASK_WORLDS = {"actions": "kitchen", "distill": "kitchen", "layouts": "kitchen"}
+TASK_WORLDS = {"actions": "kitchen", "distill": "kitchen-distill", "layouts": "kitchen-layouts"}
 
 
 def _lightning(argv: list[str]) -> None:
@@ -97,12 +99,41 @@ def _models(args) -> int:
 
 
 def _recognize(args) -> int:
-    from modalbridge.tasks.actions.infer import recognize
+    from modalbridge.tasks.layouts.infer import is_layout_checkpoint, recognize_layouts
 
-    for head, top in recognize(args.video, args.ckpt, top_k=args.top).items():
+    if is_layout_checkpoint(args.ckpt):
+        result = recognize_layouts(args.video, args.ckpt, boxes=args.boxes, top_k=args.top, picture=args.picture)
+    else:
+        from modalbridge.tasks.actions.infer import recognize
+
+        result = recognize(args.video, args.ckpt, top_k=args.top)
+    for head, top in result.items():
         print(f"{head}:")
         for rank, (label, p) in enumerate(top, 1):
             print(f"  {rank}. {label:30s} {100 * p:5.1f}%")
+    if getattr(args, "picture", None) and is_layout_checkpoint(args.ckpt):
+        print(f"picture: {args.picture}")
+    return 0
+
+
+def _data_prepare(args) -> int:
+    if args.dataset == "action-genome":
+        from modalbridge.io.action_genome import prepare_action_genome
+
+        written = prepare_action_genome(args.root, args.out, allow_pickle=args.allow_pickle)
+    else:
+        from modalbridge.io.boxes import convert_something_else, find_box_parts, write_layouts
+        from modalbridge.io.something import SomethingSomething
+
+        root, out = Path(args.root), Path(args.out or args.root)
+        dataset = SomethingSomething(root, variant=args.variant)
+        parts = find_box_parts(root)
+        written = {}
+        for split, name in (("train", "train_dataset.json"), ("validation", "val_dataset.json")):
+            layouts = convert_something_else(dataset.videos(split), parts, root / "videoid2size.json")
+            written[split] = write_layouts(out / name, layouts)
+    for name, path in written.items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -167,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dataset", help="epic-kitchens-100 | ssv2 | something-else")
     c.add_argument("root")
     c.set_defaults(func=_data_check)
+    c = dsub.add_parser("prepare", help="convert box annotations to the unified layout JSON (STLT format)")
+    c.add_argument("dataset", choices=("something-else", "action-genome"))
+    c.add_argument("root", help="dataset folder (Something-Else: split lists + box parts + videoid2size.json)")
+    c.add_argument("--out", help="output folder (default: root)")
+    c.add_argument("--variant", default="something-else/compositional", help="split lists (Something-Else)")
+    c.add_argument("--allow-pickle", action="store_true",
+                   help="Action Genome ships pickles: read them (restricted unpickler) only with this flag")
+    c.set_defaults(func=_data_prepare)
     s = sub.add_parser("models", help="list registered models")
     s.add_argument("--task", default=None)
     s.set_defaults(func=_models)
@@ -174,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("video")
     s.add_argument("--ckpt", required=True, help="Lightning .ckpt written by `modalbridge fit`")
     s.add_argument("--top", type=int, default=5)
+    s.add_argument("--boxes", help="layout/fusion checkpoints: box JSON (default: <video>.json next to it)")
+    s.add_argument("--picture", help="layout/fusion checkpoints: save frames with boxes and the label here")
     s.set_defaults(func=_recognize)
     s = sub.add_parser("distill-cache", help="precompute teacher-ensemble logits for distillation (--shard i/n)")
     s.add_argument("--teachers", nargs="+", default=[], help="teacher .ckpt files")
@@ -190,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=_distill_cache)
     s = sub.add_parser("bench", help="benchmarks printing ratios measured in one run")
-    s.add_argument("name", nargs="?", default="all", help="all | clip_pipeline | train_step | flops")
+    s.add_argument("name", nargs="?", default="all", help="all | clip_pipeline | train_step | distill | layouts")
     s.add_argument("--quick", action="store_true")
     s.set_defaults(func=_bench)
     return p

@@ -4,6 +4,19 @@ Tasks register builders with :func:`register_model`; users and other tasks creat
 with :func:`create_model` (this is how a distillation teacher that is an STLT is obtained without
 importing another task's package).
 
+Input kinds (``register_model(..., inputs=...)``, what the model's ``forward`` takes):
+
+================  ===========================================================================
+``video``         a clip tensor ``(B, 3, T, H, W)`` (the default)
+``text``          ``list[str]``
+``layout``        a layout batch dict: ``categories (B, T, M)``, ``boxes (B, T, M, 4)``,
+                  ``scores (B, T, M)``, ``frame_types (B, T)``, ``lengths (B,)``
+                  (contract in :mod:`modalbridge.tasks.layouts`)
+``video_batch``   a batch dict holding the clip as ``rgb (B, 3, T, H, W)`` (layout-task R3D models)
+``video+layout``  a layout batch dict that also holds ``rgb (B, 3, T, H, W)`` and/or
+                  ``frames (B, T, 3, H, W)`` (layout-task fusion models)
+================  ===========================================================================
+
 >>> @register_model("doc_example_linear", task="doc")
 ... def _linear(in_features: int = 4, out_features: int = 2):
 ...     import torch
@@ -20,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # task packages whose import populates the registry
-_TASK_MODULES = ("modalbridge.tasks.actions.models", "modalbridge.tasks.distill.models")
+_TASK_MODULES = ("modalbridge.tasks.actions.models", "modalbridge.tasks.distill.models",
+                 "modalbridge.tasks.layouts.models")
 
 
 @dataclass(frozen=True)
@@ -29,7 +43,7 @@ class ModelEntry:
     task: str
     builder: Callable[..., Any]
     doc: str
-    inputs: str = "video"  # what forward() takes: "video" (B, 3, T, H, W) or "text" (list[str])
+    inputs: str = "video"  # what forward() takes: one of the input kinds of the module docstring
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -39,7 +53,7 @@ _loaded = False
 def register_model(name: str, *, task: str, inputs: str = "video"
                    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``; ``inputs`` says what the
-    model's ``forward`` takes (``"video"``: ``(B, 3, T, H, W)``; ``"text"``: ``list[str]``)."""
+    model's ``forward`` takes (one of the input kinds listed in this module's docstring)."""
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:

@@ -17,6 +17,7 @@ _WORLDS: dict[str, str] = {
     "kitchen": "modalbridge.worlds.kitchen:kitchen_world",
     "kitchen-distill": "modalbridge.worlds.kitchen:distill_kitchen_world",
     "kitchen-layouts": "modalbridge.worlds.kitchen:layouts_kitchen_world",
+    "action-genome": "modalbridge.worlds.action_genome:action_genome_world",
 }
 
 

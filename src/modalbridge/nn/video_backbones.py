@@ -13,14 +13,23 @@ name               architecture                                           D     
 ``r3d_18``         3D ResNet-18 (torchvision ``r3d_18``)                  512     33.2 M
 ``r3d_50``         3D ResNet-50: torchvision VideoResNet with Bottleneck  2048    46.2 M
                    blocks [3,4,6,3] and the R3D stem (3x7x7 conv)
+``r3d_50_hara``    the same with Hara et al.'s stem (7x7x7 conv stride    2048    46.2 M
+                   (1,2,2) + 3x3x3 max-pool stride 2): the layout task's
+                   appearance trunk; 3x32x112x112 -> 2048x2x4x4 map
 ``r3d_tiny``       narrow 3D ResNet from torchvision's BasicBlock, one    128     ~0.9 M
                    block per stage, widths 16-32-64-128 (CPU worlds)
 =================  =====================================================  ======  =========
+
+``VideoBackbone.forward_map`` returns the trunk's last feature map ``(B, D, t, h, w)`` (before pooling)
+for every backbone above. ``load_pretrained`` also reads checkpoints of Hara et al.'s
+``3D-ResNets-PyTorch`` (e.g. ``r3d50_KMS_200ep.pth``), converting their key names with
+:func:`convert_hara_r3d_state_dict`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -45,9 +54,25 @@ class VideoBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
 
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map before global pooling: ``(B, 3, T, H, W) -> (B, out_dim, t, h, w)``."""
+        trunk = self.trunk
+        if isinstance(trunk, tv_resnet.VideoResNet):
+            x = trunk.stem(x)
+            return trunk.layer4(trunk.layer3(trunk.layer2(trunk.layer1(x))))
+        if isinstance(trunk, _NarrowR3D):
+            return trunk.stages(trunk.stem(x))
+        if isinstance(trunk, tv_swin.SwinTransformer3d):
+            x = trunk.norm(trunk.features(trunk.pos_drop(trunk.patch_embed(x))))  # (B, t, h, w, D)
+            return x.permute(0, 4, 1, 2, 3)
+        raise NotImplementedError(f"{self.name}: no feature map for trunk {type(trunk).__name__}")
+
     def load_pretrained(self, path: str) -> tuple[list[str], list[str]]:
-        """Load a torchvision-format state dict (head keys are ignored); returns (missing, unexpected)."""
+        """Load a torchvision-format (or Hara 3D-ResNets-PyTorch) state dict, head keys ignored;
+        returns (missing, unexpected)."""
         sd = strip_prefixes(load_state_dict(path), prefixes=("module.", "_orig_mod.", "backbone.", "trunk."))
+        if is_hara_r3d_state_dict(sd):
+            sd = convert_hara_r3d_state_dict(sd)
         sd = {k: v for k, v in sd.items() if not k.startswith(("head.", "fc."))}
         result = self.trunk.load_state_dict(sd, strict=False)
         if len(result.missing_keys) == len(self.trunk.state_dict()):
@@ -83,6 +108,17 @@ class _R3DStem(nn.Sequential):
         super().__init__(
             nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
             nn.BatchNorm3d(64), nn.ReLU(inplace=True),
+        )
+
+
+class _HaraStem(nn.Sequential):
+    """Stem of Hara et al.'s 3D ResNets: conv 7x7x7 stride (1,2,2), BN, ReLU, max-pool 3x3x3 stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            nn.Conv3d(3, 64, kernel_size=7, stride=(1, 2, 2), padding=3, bias=False),
+            nn.BatchNorm3d(64), nn.ReLU(inplace=True),
+            nn.MaxPool3d(kernel_size=3, stride=2, padding=1),
         )
 
 
@@ -131,11 +167,57 @@ def r3d_50() -> VideoBackbone:
     return VideoBackbone(model, 2048, "r3d_50")
 
 
+def r3d_50_hara() -> VideoBackbone:
+    """Hara et al.'s R3D-50 (3D-ResNets-PyTorch, shortcut B): Bottleneck [3,4,6,3], stride on the 3x3x3 conv."""
+    model = tv_resnet.VideoResNet(
+        block=tv_resnet.Bottleneck, conv_makers=[tv_resnet.Conv3DSimple] * 4, layers=[3, 4, 6, 3], stem=_HaraStem,
+    )
+    model.fc = nn.Identity()
+    return VideoBackbone(model, 2048, "r3d_50_hara")
+
+
+_HARA_BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(conv|bn)(\d)\.([a-z_]+)$")
+
+
+def is_hara_r3d_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
+    """True when ``sd`` uses Hara's key names (``conv1.weight``, ``layer1.0.bn1.weight``, ...)."""
+    return "conv1.weight" in sd or any(_HARA_BLOCK_KEY.match(k) for k in sd)
+
+
+def convert_hara_r3d_state_dict(sd: Mapping) -> dict[str, torch.Tensor]:
+    """Rename a 3D-ResNets-PyTorch (Hara et al.) ResNet state dict to torchvision ``VideoResNet`` keys.
+
+    ``conv1`` / ``bn1`` -> ``stem.0`` / ``stem.1``; ``layerX.Y.convK`` / ``layerX.Y.bnK`` ->
+    ``layerX.Y.convK.0`` / ``layerX.Y.convK.1``; ``downsample.{0,1}`` unchanged; ``fc.*`` dropped.
+    Accepts the whole checkpoint (weights under ``state_dict``) and DataParallel's ``module.`` prefix.
+
+    >>> sorted(convert_hara_r3d_state_dict({"module.bn1.bias": 0, "module.layer2.1.conv3.weight": 1,
+    ...                                     "module.fc.weight": 2}))
+    ['layer2.1.conv3.0.weight', 'stem.1.bias']
+    """
+    if "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+        sd = sd["state_dict"]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in strip_prefixes(sd, prefixes=("module.",)).items():
+        if key.startswith("fc."):
+            continue
+        if key.startswith("conv1."):
+            key = "stem.0." + key[len("conv1."):]
+        elif key.startswith("bn1."):
+            key = "stem.1." + key[len("bn1."):]
+        elif m := _HARA_BLOCK_KEY.match(key):
+            block, kind, k, rest = m.groups()
+            key = f"{block}.conv{k}.{0 if kind == 'conv' else 1}.{rest}"
+        out[key] = value
+    return out
+
+
 BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
     "swin3d_t": swin3d_t,
     "swin3d_tiny": swin3d_tiny,
     "r3d_18": r3d_18,
     "r3d_50": r3d_50,
+    "r3d_50_hara": r3d_50_hara,
     "r3d_tiny": r3d_tiny,
 }
 
@@ -147,4 +229,4 @@ def build_backbone(name: str, **kwargs) -> VideoBackbone:
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "VideoBackbone", "build_backbone"]
+__all__ = ["BACKBONES", "VideoBackbone", "build_backbone", "convert_hara_r3d_state_dict", "is_hara_r3d_state_dict"]

@@ -1,0 +1,45 @@
+"""A small Action Genome world: the release's two pickles and the Charades CSV pair written in the real
+formats by :func:`modalbridge.io.action_genome.write_action_genome_fixture`, converted once to the unified
+layout JSON the :class:`~modalbridge.io.datamodules.ActionGenomeDataModule` reads.
+
+Its boxes and Charades actions are drawn independently, so it exercises the multi-label path (BCE, mAP over
+the classes that have positives, videos without actions) but carries no learnable signal: expect chance-level
+mAP. The pickles are ours, so converting them with ``allow_pickle=True`` is safe here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from modalbridge.core.paths import worlds_dir
+from modalbridge.io.action_genome import prepare_action_genome, write_action_genome_fixture
+
+VERSION = 1
+VIDEOS = 80
+FRAMES = 10
+
+
+def action_genome_world(seed: int = 0) -> Path:
+    """The cached world (``world://action-genome``): raw release + ``train_dataset.json``/``val_dataset.json``."""
+    root = worlds_dir() / f"action-genome-v{VERSION}-s{seed}"
+    if (root / ".complete").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        write_action_genome_fixture(tmp, seed=seed, videos=VIDEOS, frames=FRAMES)
+        prepare_action_genome(tmp, allow_pickle=True)
+        (tmp / ".complete").write_text(json.dumps({"seed": seed, "videos": VIDEOS, "frames": FRAMES}))
+        try:
+            tmp.rename(root)
+        except OSError:
+            if not (root / ".complete").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
