@@ -26,9 +26,9 @@ import torch
 from safetensors.torch import save_file
 
 from modalbridge.core.engine import ModalityClassifierModule
-from modalbridge.tasks.distill.compute import count_flops, model_cost, time_ms
-from modalbridge.tasks.distill.module import DistillModule, Teacher
 from modalbridge.io.flow import compute_flow
+from modalbridge.tasks.distill.compute import model_cost, time_ms
+from modalbridge.tasks.distill.module import DistillModule, Teacher
 
 HEADS = {"verb": 97, "noun": 300}
 MODALITIES = ("rgb", "flow", "audio")

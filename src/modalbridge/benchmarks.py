@@ -10,7 +10,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-BENCHMARKS = ("clip_pipeline", "train_step", "distill")
+BENCHMARKS = ("clip_pipeline", "train_step", "distill", "layouts")
 
 
 def benchmarks_dir() -> Path:
