@@ -99,3 +99,19 @@ def test_init_from_an_unrelated_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"state_dict": {"foo.weight": torch.zeros(2, 2)}}, path)
     with pytest.raises(ValueError, match="no backbone tensor matches"):
         LayoutModule("stlt", {"action": 4}, model_kwargs=TINY, init_from=str(path))
+
+
+def test_fusion_branches_start_from_unimodal_checkpoints(tmp_path):
+    torch.manual_seed(0)
+    stlt = LayoutModule("stlt", {"action": 5}, model_kwargs=TINY)
+    r3d = LayoutModule("r3d_transformer", {"action": 5}, model_kwargs=TINY)
+    paths = {}
+    for name, module in (("layout", stlt), ("appearance", r3d)):
+        paths[name] = str(tmp_path / f"{name}.ckpt")
+        torch.save({"state_dict": module.state_dict()}, paths[name])
+    torch.manual_seed(1)
+    fused = LayoutModule("cacnf", {"action": 5}, model_kwargs=TINY, init_from=paths)
+    sd = fused.model.state_dict()
+    for prefix, source in (("layout", stlt.model.state_dict()), ("appearance", r3d.model.state_dict())):
+        body = [k for k in source if not is_head_parameter(k)]
+        assert body and all(torch.equal(sd[f"{prefix}.{k}"], source[k]) for k in body)

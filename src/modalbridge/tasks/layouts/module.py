@@ -12,6 +12,9 @@ Losses (spec ``layout_fusion.md`` §4):
 
 Few-shot protocol (Something-Else 5/10-shot): ``init_from`` loads every non-head weight of a checkpoint trained on
 the base classes, ``freeze_backbone`` freezes everything but the heads and keeps the frozen part in eval mode.
+Fusion models can start from trained unimodal models, one checkpoint per branch: ``init_from={"layout":
+"stlt.ckpt", "appearance": "r3d.ckpt"}`` (what the reference's ``from_pretrained`` call meant to do; the thesis's
+R3D branch starts from Kinetics-pretrained weights, and its Fig. 6.3 compares the branches with the unimodal runs).
 Metrics: top-1/top-5 of every output (``action`` and the auxiliary heads), or mAP for multi-label data.
 """
 
@@ -47,14 +50,16 @@ class LayoutModule(ClassifierModule):
         weights: optional appearance-trunk checkpoint (torchvision or Hara R3D key names).
         multilabel: BCE + mAP (Action Genome) instead of CE + top-k.
         loss_mode: ``thesis`` | ``reference`` for models with auxiliary heads (see module docstring).
-        init_from: checkpoint (``.ckpt`` / ``.safetensors``) whose non-head weights initialise the model.
+        init_from: checkpoint (``.ckpt`` / ``.safetensors``) whose non-head weights initialise the model, or
+            ``{submodule: checkpoint}`` to initialise branches of a fusion model from unimodal runs.
         freeze_backbone: train the heads only (few-shot fine-tuning).
         lr, weight_decay, warmup_epochs: AdamW 5e-5, 1e-3, 2 warm-up epochs of 20 in the paper.
     """
 
     def __init__(self, model: str = "stlt", heads: dict[str, int] | None = None, *,
                  model_kwargs: dict[str, Any] | None = None, weights: str | None = None, multilabel: bool = False,
-                 loss_mode: str = "thesis", init_from: str | None = None, freeze_backbone: bool = False,
+                 loss_mode: str = "thesis", init_from: str | dict[str, str] | None = None,
+                 freeze_backbone: bool = False,
                  lr: float = 5e-5, weight_decay: float = 1e-3, warmup_epochs: float = 2.0, ece_bins: int = 15):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
         if loss_mode not in ("thesis", "reference"):
@@ -66,22 +71,28 @@ class LayoutModule(ClassifierModule):
             kwargs["weights"] = weights
         self.model = create_model(model, heads=self.heads, **kwargs)
         self.multilabel, self.loss_mode, self.freeze_backbone = multilabel, loss_mode, freeze_backbone
-        if init_from:
+        if isinstance(init_from, dict):
+            for prefix, path in init_from.items():
+                self.load_backbone(path, prefix=prefix)
+        elif init_from:
             self.load_backbone(init_from)
         if freeze_backbone:
             for name, p in self.model.named_parameters():
                 p.requires_grad_(is_head_parameter(name))
 
     # ------------------------------------------------------------------ set-up
-    def load_backbone(self, path: str) -> None:
-        """Copy every non-head tensor of ``path`` whose name and shape match (few-shot: base → novel classes)."""
+    def load_backbone(self, path: str, prefix: str = "") -> None:
+        """Copy every non-head tensor of ``path`` whose name and shape match (few-shot: base → novel classes);
+        with ``prefix`` the checkpoint's tensors go to that submodule (``"layout"`` → ``layout.<name>``)."""
         state = strip_prefixes(load_state_dict(path), prefixes=("model.",))
+        if prefix:
+            state = {f"{prefix}.{k}": v for k, v in state.items()}
         own = self.model.state_dict()
         keep = {k: v for k, v in state.items() if k in own and not is_head_parameter(k) and v.shape == own[k].shape}
         if not keep:
             raise ValueError(f"{path}: no backbone tensor matches model {self.hparams.model!r} "
                              f"(checkpoint keys e.g. {list(state)[:3]})")
-        missing = [k for k in own if k not in keep and not is_head_parameter(k)]
+        missing = [k for k in own if k not in keep and not is_head_parameter(k) and k.startswith(prefix)]
         self.model.load_state_dict(keep, strict=False)
         log.info("initialised %d tensors from %s (%d backbone tensors not in it)", len(keep), path, len(missing))
         if missing:
