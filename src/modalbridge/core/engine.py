@@ -112,9 +112,15 @@ class ClassifierModule(L.LightningModule):
             return
         outputs = self(batch)
         self._eval.setdefault("index", []).append(batch["index"].detach())
+        for name, logits in self.eval_logits(outputs).items():
+            self._eval.setdefault(f"logits/{name}", []).append(logits.detach().float())
         for head in self.label_heads():
-            self._eval.setdefault(f"logits/{head}", []).append(outputs[head].detach().float())
             self._eval.setdefault(f"target/{head}", []).append(batch[head].detach())
+
+    def eval_logits(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Outputs recorded for evaluation (default: one per labelled head; models with auxiliary heads add
+        theirs)."""
+        return {h: outputs[h] for h in self.label_heads()}
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch)

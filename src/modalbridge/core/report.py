@@ -54,7 +54,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _save(fig, out_png: str | Path) -> Path:
+def save_figure(fig, out_png: str | Path) -> Path:
+    """Tight layout, create the folder, save as PNG (90 dpi) and close the figure."""
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def plot_curves(records: list[dict], out_png: str | Path, keys: Sequence[str] | 
         ax.set_title(t)
         if ax.lines:
             ax.legend(fontsize=7)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path, *, ylabel: str,
@@ -91,4 +92,4 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)

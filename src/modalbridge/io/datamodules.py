@@ -112,7 +112,17 @@ class EpicKitchensDataModule(SeededDataModule):
         return {k: torch.as_tensor(np.asarray(v, dtype=bool)) for k, v in masks.items() if k != "regular"}
 
 
-class SomethingDataModule(SeededDataModule):
+class _SomethingLists:
+    """The SSv2 / Something-Else label and split lists behind a data module (one ``action`` head)."""
+
+    def _read_something(self, root: str, variant: str) -> None:
+        self.root = resolve_root(root)
+        self.dataset = SomethingSomething(self.root, variant=variant)
+        self.heads = {"action": self.dataset.num_classes}
+        self.class_names = {"action": list(self.dataset.classes)}
+
+
+class SomethingDataModule(_SomethingLists, SeededDataModule):
     """Something-Something V2 or Something-Else (single ``action`` head; never flipped).
 
     ``variant``: "ssv2" or "something-else/compositional" (see :class:`~modalbridge.io.something.SomethingSomething`).
@@ -125,10 +135,7 @@ class SomethingDataModule(SeededDataModule):
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise"):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
-        self.root = resolve_root(root)
-        self.dataset = SomethingSomething(self.root, variant=variant)
-        self.heads = {"action": self.dataset.num_classes}
-        self.class_names = {"action": list(self.dataset.classes)}
+        self._read_something(root, variant)
 
     def make_dataset(self, split: str, *, train: bool) -> SomethingClips:
         hp = self.hparams
@@ -148,7 +155,7 @@ class SomethingDataModule(SeededDataModule):
 DETECTION_PARTS_GLOB = "detections_smthsmth_part*.json"
 
 
-class SomethingLayoutDataModule(SeededDataModule):
+class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
     """Something-Else / SSv2 layouts (STLT and fusions; ``spec/layout_fusion.md`` §2, §4), single
     ``action`` head. Batches follow the contract of :mod:`modalbridge.tasks.layouts`
     (:func:`~modalbridge.io.layouts.collate_layouts`).
@@ -180,10 +187,7 @@ class SomethingLayoutDataModule(SeededDataModule):
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise"):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
-        self.root = resolve_root(root)
-        self.dataset = SomethingSomething(self.root, variant=variant)
-        self.heads = {"action": self.dataset.num_classes}
-        self.class_names = {"action": list(self.dataset.classes)}
+        self._read_something(root, variant)
         self._boxes: dict[str, list] | None = None
         self._sizes: dict[str, tuple[int, int]] = {}
         self.dropped: dict[str, list[str]] = {}

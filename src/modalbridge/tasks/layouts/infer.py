@@ -20,6 +20,7 @@ import torch
 
 from modalbridge.core.engine import load_module_checkpoint
 from modalbridge.core.errors import DataError
+from modalbridge.core.report import save_figure
 from modalbridge.io.boxes import VideoLayout, read_box_annotations, read_layouts
 from modalbridge.io.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
 from modalbridge.io.samplers import layout_indices
@@ -116,9 +117,4 @@ def draw_layout_prediction(video: str | Path, layout: VideoLayout, indices: np.n
         ax.set_title(f"frame {int(i)}", fontsize=8)
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

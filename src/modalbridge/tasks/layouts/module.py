@@ -129,17 +129,8 @@ class LayoutModule(ClassifierModule):
             total.append(stacked.sum() if aux and self.loss_mode == "thesis" else stacked.mean())
         return torch.stack(total).mean(), logs
 
-    def _eval_step(self, batch: dict[str, Any]) -> None:
-        self._count_skips(batch)
-        if "index" not in batch:
-            return
-        outputs = self(batch)
-        self._eval.setdefault("index", []).append(batch["index"].detach())
-        for h in self.label_heads():
-            for k in (h, *(h + s for s in AUX_SUFFIXES)):
-                if k in outputs:
-                    self._eval.setdefault(f"logits/{k}", []).append(outputs[k].detach().float())
-            self._eval.setdefault(f"target/{h}", []).append(batch[h].detach())
+    def eval_logits(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v for h in self.label_heads() for k, v in outputs.items() if k == h or k.startswith(h + "_")}
 
     def compute_metrics(self, ev: dict[str, torch.Tensor]) -> dict[str, float]:
         if not self.multilabel:
