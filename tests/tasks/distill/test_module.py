@@ -105,3 +105,31 @@ def test_sharded_logit_cache_round_trip(teachers, tmp_path):
     assert torch.allclose(cached.teacher_logits(b)["verb"], m.teacher_logits(b)["verb"], atol=1e-5)
     with pytest.raises(ValueError, match="rows missing"):
         merge_logit_shards(shards[:1], tmp_path / "partial.safetensors")
+
+
+def test_layout_checkpoint_is_an_object_teacher_through_the_registry(tmp_path):
+    """RGB&OBJ (thesis Ch. 7): an STLT trained by the layouts task teaches an RGB student on Something-Else
+    batches that carry both the layout tensors and the RGB clip."""
+    from modalbridge.tasks.distill.module import DistillModule, load_teacher
+    from modalbridge.tasks.layouts.models import example_batch
+    from modalbridge.tasks.layouts.module import LayoutModule
+
+    torch.manual_seed(0)
+    stlt = LayoutModule("stlt", {"action": 5}, model_kwargs={"preset": "tiny"}).eval()
+    path = tmp_path / "stlt.ckpt"
+    torch.save({"state_dict": stlt.state_dict(), "hyper_parameters": dict(stlt.hparams),
+                "modalbridge_class": "LayoutModule"}, path)
+    teacher = load_teacher(path)
+    assert teacher.name == "objects" and teacher.input_key == "categories" and teacher.heads == {"action": 5}
+    batch = example_batch(3, frames=5, slots=4, rgb_frames=8, size=32)
+    batch["action"] = torch.tensor([0, 3, 4])
+    with torch.no_grad():
+        assert torch.allclose(teacher(batch)["action"], stlt(batch)["action"])
+    student = DistillModule("r3d_tiny", {"action": 5}, teachers=[str(path)], weighting="uniform", lam=0.8)
+    student.log = lambda *a, **k: None
+    loss = student.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is None for p in teacher.parameters())
+    del batch["categories"]  # an RGB-only batch: the object teacher's input is missing
+    with pytest.raises(KeyError, match="objects"):
+        student.training_step(batch, 0)

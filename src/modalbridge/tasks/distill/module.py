@@ -65,7 +65,7 @@ TEACHER_CLASSES: dict[str, type[ClassifierModule]] = {
 class Teacher(nn.Module):
     """A frozen teacher: ``forward(batch) -> {head: logits}`` reading its own input key of the batch."""
 
-    def __init__(self, module: ClassifierModule, name: str, input_key: str):
+    def __init__(self, module: nn.Module, name: str, input_key: str):
         super().__init__()
         self.module, self.name, self.input_key = module.eval(), name, input_key
         for p in self.module.parameters():
@@ -83,12 +83,47 @@ class Teacher(nn.Module):
         return {h: z.float() for h, z in self.module(batch).items()}
 
 
+class RegisteredModelTeacher(nn.Module):
+    """A registered model rebuilt from another task's checkpoint by name (no import of that task's package):
+    the object (STLT) teacher of Ch. 7 is a ``layouts`` checkpoint. ``forward(batch) -> {head: logits}``."""
+
+    #: registry input kind -> the batch key whose presence says the teacher's input is there
+    INPUT_KEYS = {"layout": "categories", "video+layout": "categories", "video_batch": "rgb"}
+
+    def __init__(self, state: dict[str, Any], ckpt: str | Path):
+        super().__init__()
+        from modalbridge.core.registry import model_entry
+
+        hp = dict(state.get("hyper_parameters") or {})
+        if hp.get("multilabel"):
+            raise ValueError(f"{ckpt}: a multi-label (Action Genome) model cannot be a distillation teacher")
+        entry = model_entry(hp["model"])
+        self.heads = dict(hp["heads"])
+        self.model = create_model(hp["model"], heads=self.heads, **(hp.get("model_kwargs") or {}))
+        body = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+        self.model.load_state_dict(body)
+        self.input_key = self.INPUT_KEYS.get(entry.inputs, "rgb")
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        out = self.model(batch)
+        return {h: out[h] for h in self.heads}
+
+
+#: checkpoints of other tasks' modules whose model is rebuilt from the registry
+REGISTRY_TEACHERS = ("LayoutModule",)
+
+
 def load_teacher(ckpt: str | Path, name: str | None = None) -> Teacher:
     """Load a teacher from a ``modalbridge fit`` checkpoint (class taken from an allow-list)."""
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     kind = state.get("modalbridge_class", "ModalityClassifierModule")
+    if kind in REGISTRY_TEACHERS:
+        module = RegisteredModelTeacher(state, ckpt)
+        key = module.input_key
+        return Teacher(module, name or ("objects" if key == "categories" else key), key)
     if kind not in TEACHER_CLASSES:
-        raise ValueError(f"{ckpt}: a {kind} checkpoint cannot be a teacher; expected one of {sorted(TEACHER_CLASSES)}")
+        raise ValueError(f"{ckpt}: a {kind} checkpoint cannot be a teacher; expected one of "
+                         f"{sorted([*TEACHER_CLASSES, *REGISTRY_TEACHERS])}")
     module, _ = load_module_checkpoint(str(ckpt), TEACHER_CLASSES[kind])
     key = getattr(module, "input_key", None) or getattr(module, "modality", "rgb")
     return Teacher(module, name or key, key)
