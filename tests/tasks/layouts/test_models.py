@@ -253,3 +253,17 @@ def test_hara_checkpoint_loads_into_r3d_50_hara(tmp_path):
     loaded = trunk.backbone.trunk.state_dict()
     assert set(loaded) == set(src)
     assert all(torch.equal(loaded[k], src[k]) for k in src)
+
+
+def test_stlt_temporal_attention_is_a_distribution_over_real_frames():
+    from modalbridge.core.registry import create_model
+    from modalbridge.tasks.layouts.models import example_batch
+
+    torch.manual_seed(0)
+    model = create_model("stlt", heads={"action": 5}, preset="tiny").eval()
+    batch = example_batch(3, frames=6, slots=4, lengths=[6, 4, 2])
+    weights = model.temporal_attention(batch)
+    assert weights.shape == (3, 6)
+    assert torch.allclose(weights.sum(-1), torch.ones(3), atol=1e-5)
+    for b, length in enumerate([6, 4, 2]):
+        assert torch.all(weights[b, length:] == 0)  # batch padding gets no attention

@@ -89,13 +89,26 @@ def recognize_layouts(video: str | Path, ckpt: str | Path, *, boxes: str | Path 
         main = next(iter(result))
         indices = layout_indices(max(1, len(layout.frames)), hp.get("layout_frames", 16), train=False)
         draw_layout_prediction(video, layout, indices, f"{result[main][0][0]} ({100 * result[main][0][1]:.0f}%)",
-                               picture)
+                               picture, attention=layout_attention(module.model, batch))
     return result
 
 
+def layout_attention(model: torch.nn.Module, batch: dict[str, Any]) -> np.ndarray | None:
+    """Attention of the clip state over the sampled frames ``(n,)`` for models with a plain STLT (STLT, and the
+    layout branch of LCF/CAF/CACNF); ``None`` for the others."""
+    stlt = model if type(model).__name__ == "STLT" else None
+    if type(model).__name__ in ("LCF", "CAF", "CACNF"):
+        stlt = model.layout
+    if stlt is None:
+        return None
+    n = int(batch["lengths"][0]) - 1  # the sampled frames, without the extract frame
+    return stlt.temporal_attention(batch)[0, :n].cpu().numpy()
+
+
 def draw_layout_prediction(video: str | Path, layout: VideoLayout, indices: np.ndarray, title: str,
-                           out: str | Path, panels: int = 4) -> Path:
-    """Save ``panels`` sampled frames with their boxes (hands blue, objects red) under ``title``."""
+                           out: str | Path, panels: int = 4, attention: np.ndarray | None = None) -> Path:
+    """Save ``panels`` sampled frames with their boxes (hands blue, objects red) under ``title``; with
+    ``attention`` (one weight per sampled frame) a bar chart below shows which frames the model attended to."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,8 +118,11 @@ def draw_layout_prediction(video: str | Path, layout: VideoLayout, indices: np.n
     picks = indices[np.linspace(0, len(indices) - 1, min(panels, len(indices))).round().astype(int)]
     n_video = probe(video).num_frames
     frames = read_frames(video, [min(int(i), n_video - 1) for i in picks]).numpy()
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks), 2.8), squeeze=False)
-    for ax, frame, i in zip(axes[0], frames, picks):
+    rows = 2 if attention is not None else 1
+    fig = plt.figure(figsize=(3.2 * len(picks), 2.8 + 1.6 * (rows - 1)))
+    grid = fig.add_gridspec(rows, len(picks), height_ratios=[2.8, 1.6][:rows])
+    for j, (frame, i) in enumerate(zip(frames, picks)):
+        ax = fig.add_subplot(grid[0, j])
         ax.imshow(frame)
         for box in layout.frames[int(i)] if int(i) < len(layout.frames) else []:
             colour = "tab:blue" if box.category == "hand" else "tab:red"
@@ -116,5 +132,12 @@ def draw_layout_prediction(video: str | Path, layout: VideoLayout, indices: np.n
             ax.text(x1, y1 - 2, box.category, color=colour, fontsize=7)
         ax.set_title(f"frame {int(i)}", fontsize=8)
         ax.axis("off")
+    if attention is not None:
+        bar = fig.add_subplot(grid[1, :])
+        bar.bar(np.arange(len(attention)), attention, color="tab:purple")
+        bar.set_xticks(np.arange(len(attention)), [str(int(i)) for i in indices[:len(attention)]], fontsize=7)
+        bar.set_xlabel("sampled frame")
+        bar.set_ylabel("attention", fontsize=8)
+        bar.set_title("clip state's attention over the frames (last temporal layer)", fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, out)

@@ -114,6 +114,15 @@ class STLT(nn.Module):
         ``object_extra: (B, T, M, H)`` is added to the object embeddings, ``frame_extra: (B, T, H)`` to
         the frame embeddings, ``prefix: (B, H)`` becomes the first temporal token.
         """
+        x, mask, padding = self.temporal_inputs(batch, object_extra=object_extra, frame_extra=frame_extra,
+                                                prefix=prefix)
+        return self.temporal(x, mask=mask, src_key_padding_mask=padding)
+
+    def temporal_inputs(self, batch: Batch, *, object_extra: torch.Tensor | None = None,
+                        frame_extra: torch.Tensor | None = None, prefix: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame embeddings ``(B, T', H)``, the causal mask ``(T', T')`` and the padding mask ``(B, T')`` that
+        the temporal encoder takes (``T' = T`` or ``1 + T`` with a prefix token)."""
         types = batch["frame_types"]
         x = self.frame_vectors(batch, object_extra)
         if frame_extra is not None:
@@ -128,7 +137,19 @@ class STLT(nn.Module):
         n = x.shape[1]
         positions = torch.arange(n, device=x.device)
         x = self.frame_dropout(self.frame_norm(x + self.positions(positions)[None] + self.frame_types(types)))
-        return self.temporal(x, mask=causal_mask(n, x.device), src_key_padding_mask=padding)
+        return x, causal_mask(n, x.device), padding
+
+    @torch.no_grad()
+    def temporal_attention(self, batch: Batch) -> torch.Tensor:
+        """``(B, T)``: how the extract frame attends over the frames in the last temporal layer (mean over
+        heads; each row sums to 1, zero on batch padding) — the picture's "which frames mattered"."""
+        x, mask, padding = self.temporal_inputs(batch)
+        layers = self.temporal.layers
+        for layer in layers[:-1]:
+            x = layer(x, src_mask=mask, src_key_padding_mask=padding)
+        _, weights = layers[-1].self_attn(x, x, x, attn_mask=mask, key_padding_mask=padding, need_weights=True,
+                                          average_attn_weights=True)
+        return last_state(weights, batch["lengths"] - 1)
 
     def forward_features(self, batch: Batch, **extras: torch.Tensor | None) -> torch.Tensor:
         """Clip state ``(B, H)``: the temporal state of the extract frame."""
