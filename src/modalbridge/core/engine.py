@@ -259,8 +259,9 @@ def load_module_checkpoint(ckpt: str, cls: type[L.LightningModule], **overrides:
     hp = {k: v for k, v in dict(state["hyper_parameters"]).items() if not k.startswith("_")}
     accepted = inspect.signature(cls.__init__).parameters
     hp = {k: v for k, v in hp.items() if k in accepted}  # e.g. a subclass's fixed arguments
-    if "weights" in hp:
-        hp["weights"] = None  # the checkpoint already holds the trained weights
+    for key in ("weights", "init_from"):  # the checkpoint already holds the trained weights
+        if key in hp:
+            hp[key] = None
     hp.update(overrides)
     module = cls(**hp)
     module.load_state_dict(state["state_dict"], strict=not overrides)
