@@ -51,6 +51,8 @@ Layout written under ``root`` (see :func:`make_kitchen_world`)::
     ssv2/videos/<id>.webm                        VP9, ss_fps
     ssv2/something-something-v2-{labels,train,validation}.json
     ssv2/compositional/{labels,train,validation}.json, ssv2/compositional/objects{A,B}.json
+    ssv2/fewshot/{base,finetune}_labels.json, base_{training,validation}_set.json,
+                 finetune_{5shot,10shot}_{training|train,validation}.json   few-shot split (4 base / 4 novel templates)
     ssv2/bounding_box_smthsmth_part1.json, ssv2/videoid2size.json       annotated ("oracle") boxes, frame sizes
     ssv2/detections_smthsmth_part1.json          a detector's boxes in the same format (+ "score"): jittered,
                                                  missed and false-positive boxes, classes hand/object only
@@ -104,7 +106,7 @@ from modalbridge.core.paths import worlds_dir
 __all__ = ["EK_COLUMNS", "SSV2_TEMPLATES", "WORLD_VERSION", "KitchenWorldConfig", "config_hash",
            "kitchen_world", "make_kitchen_world"]
 
-WORLD_VERSION = 2  # file-format version (cache key); v2 added the detections file
+WORLD_VERSION = 3  # file-format version (cache key); v2 added the detections file, v3 the few-shot lists
 _RANDOM_STREAM = 1  # part of the master seed; kept at 1 so v1 and v2 worlds hold identical clips
 
 #: Columns of EPIC_100_{train,validation}.csv, in the real order.
@@ -1313,12 +1315,31 @@ def _write_ss(root: Path, plan: dict[str, Any], results: dict[str, Any]) -> dict
         _write_json(ss / "compositional" / f"{name}.json", lists[split], indent=1)
     for key in ("A", "B"):
         _write_json(ss / "compositional" / f"objects{key}.json", [o["name"] for o in plan["objects"][key]], indent=1)
+    _write_fewshot(ss / "fewshot", templates, lists)
     order = [c["id"] for c in plan["clips"]]
     _write_json(ss / "bounding_box_smthsmth_part1.json", {i: results["boxes"][i] for i in order})
     _write_json(ss / "detections_smthsmth_part1.json", {i: results["detections"][i] for i in order})
     _write_json(ss / "videoid2size.json", {i: results["sizes"][i] for i in order})
     _write_json(ss / "world_truth.json", {"objects": plan["objects"], "clips": truth}, indent=1)
     return {"train_clips": len(lists["train"]), "validation_clips": len(lists["validation"])}
+
+
+def _write_fewshot(folder: Path, templates: Sequence[str], lists: dict[str, list]) -> None:
+    """Something-Else few-shot files: templates at even positions of the sorted list are the base classes,
+    the others the novel ones (labels indexed within each labels file, as in the real release); the 5-/10-shot
+    training lists take the first 5/10 training clips of each novel template; validation = the novel
+    templates' validation clips (their objects are unseen, as in the compositional split)."""
+    base, novel = list(templates[0::2]), list(templates[1::2])
+    key = {t: t.replace("[", "").replace("]", "") for t in templates}
+    _write_json(folder / "base_labels.json", {key[t]: i for i, t in enumerate(base)}, indent=1)
+    _write_json(folder / "finetune_labels.json", {key[t]: i for i, t in enumerate(novel)}, indent=1)
+    of = {split: {t: [e for e in entries if e["template"] == t] for t in templates} for split, entries in lists.items()}
+    _write_json(folder / "base_training_set.json", [e for t in base for e in of["train"][t]], indent=1)
+    _write_json(folder / "base_validation_set.json", [e for t in base for e in of["validation"][t]], indent=1)
+    novel_val = [e for t in novel for e in of["validation"][t]]
+    for shots, train_name in ((5, "finetune_5shot_training.json"), (10, "finetune_10shot_train.json")):
+        _write_json(folder / train_name, [e for t in novel for e in of["train"][t][:shots]], indent=1)
+        _write_json(folder / f"finetune_{shots}shot_validation.json", novel_val, indent=1)
 
 
 def _run_jobs(ek_jobs: list[dict[str, Any]], ss_jobs: list[dict[str, Any]], workers: int):
