@@ -41,7 +41,7 @@ def stlt_run(tmp_path_factory) -> tuple[Path, list[dict]]:
 
 def test_stlt_names_actions_of_unseen_objects_far_above_chance(stlt_run):
     run_dir, records = stlt_run
-    # seed 0 on 2 CPU cores: 61.2 % after 10 epochs (the validation objects' shapes and names are all unseen)
+    # seed 0 on 2 CPU cores: 51.2 % after 10 epochs (the validation objects' shapes and names are all unseen)
     assert records[-1]["val/action_top1"] > CHANCE + 27.5
     for name in ("config.yaml", "report.html", "weights.safetensors", "checkpoints/last.ckpt"):
         assert (run_dir / name).exists(), name
