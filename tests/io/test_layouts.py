@@ -267,3 +267,21 @@ def test_bad_arguments():
         LayoutClips([(layout, 0)], train=False, modalities=("flow",))
     with pytest.raises(ValueError, match="video_path"):
         LayoutClips([(layout, 0)], train=False, modalities=("layout", "rgb"))
+
+
+def test_layout_datamodule_holds_out_training_videos_for_calibration():
+    """Held-out videos (ensemble calibration when a layout model is a distillation teacher) leave the training
+    set, are the same for the same seed, and are served with the evaluation transform."""
+    from modalbridge.io.datamodules import SomethingLayoutDataModule
+
+    dm = SomethingLayoutDataModule("world://kitchen/ssv2", holdout=20, num_workers=0, batch_size=8)
+    train = dm.make_dataset("train", train=True)
+    held = dm.make_dataset("train", train=False, part="holdout")
+    ids = {x.id for x in train.layouts}
+    held_ids = {x.id for x in held.layouts}
+    assert len(held_ids) == 20 and not ids & held_ids
+    assert len(ids) + 20 == len(dm.layouts("train"))
+    again = SomethingLayoutDataModule("world://kitchen/ssv2", holdout=20, num_workers=0)
+    assert {x.id for x in again.make_dataset("train", train=False, part="holdout").layouts} == held_ids
+    batch = next(iter(dm.holdout_dataloader()))
+    assert batch["categories"].shape[0] == 8 and "index" in batch

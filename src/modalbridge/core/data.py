@@ -123,3 +123,22 @@ class SeededDataModule(L.LightningDataModule):
     def split_masks(self) -> dict[str, torch.Tensor]:
         """Named boolean masks over the evaluation split (e.g. EK Unseen/Tail); empty by default."""
         return {}
+
+    # -- held-out training items (ensemble calibration, thesis Ch. 7) --------------------------------
+    holdout: int = 0
+
+    def holdout_part(self, items: list, part: str) -> list:
+        """``items`` (the training split) minus the ``holdout`` held-out ones (``part="train"``), only those
+        (``"holdout"``), or all (``"all"``); the choice is seeded by the data module's seed."""
+        if not self.holdout or part == "all":
+            return list(items)
+        held = set(np.random.default_rng([self.seed, 7]).permutation(len(items))[: self.holdout].tolist())
+        return [x for i, x in enumerate(items) if (i in held) == (part == "holdout")]
+
+    def holdout_dataloader(self) -> DataLoader:
+        """Eval-transform loader over the held-out training items (identical on every DDP rank); the
+        subclass's ``make_dataset(split, train=False, part="holdout")`` builds it."""
+        if not self.holdout:
+            raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
+        ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
+        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from modalbridge.core.data import SeededDataModule, collate_skipping
+from modalbridge.core.data import SeededDataModule
 from modalbridge.core.errors import DataError
 from modalbridge.core.worlds import resolve_root
 from modalbridge.io.action_genome import (
@@ -65,6 +64,7 @@ class EpicKitchensDataModule(SeededDataModule):
                  annotations_root: str | None = None, holdout: int = 0):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
+        self.holdout = holdout
         self.root = resolve_root(root)
         self.dataset = EpicKitchens100(self.root, annotations_root=annotations_root)
         self.heads = {"verb": len(self.dataset.verbs), "noun": len(self.dataset.nouns)}
@@ -73,10 +73,7 @@ class EpicKitchensDataModule(SeededDataModule):
     def segments(self, split: str, part: str = "all") -> list:
         """Segments of ``split``; for the train split ``part`` selects "train" (minus held-out) or "holdout"."""
         segs = self.dataset.segments(split)
-        if split != self.hparams.train_split or not self.hparams.holdout or part == "all":
-            return segs
-        held = set(np.random.default_rng([self.hparams.seed, 7]).permutation(len(segs))[: self.hparams.holdout])
-        return [s for i, s in enumerate(segs) if (i in held) == (part == "holdout")]
+        return self.holdout_part(segs, part) if split == self.hparams.train_split else segs
 
     def make_dataset(self, split: str, *, train: bool, part: str = "all") -> EpicClips:
         hp = self.hparams
@@ -93,13 +90,6 @@ class EpicKitchensDataModule(SeededDataModule):
             self.train_set = self.make_dataset(self.hparams.train_split, train=True)
         if self.val_set is None:
             self.val_set = self.make_dataset(self.hparams.eval_split, train=False)
-
-    def holdout_dataloader(self) -> DataLoader:
-        """Eval-transform loader over the held-out training clips (identical on every DDP rank)."""
-        if not self.hparams.holdout:
-            raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
-        ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
-        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_skipping)
 
     def split_masks(self) -> dict[str, torch.Tensor]:
         """EK Unseen/Seen/Tail masks over the eval split; {} (with a warning) when the optional lists
@@ -175,6 +165,8 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
             (so the threshold drops weak detections). ``False`` is the reference (every SSv2 score 1.0);
             unified layout JSONs always keep their scores.
         max_objects: slots per frame minus one; ``None`` scans each split.
+        holdout: training videos (seeded choice) kept out of training for ensemble calibration when a layout
+            or fusion model is a distillation teacher; served by :meth:`holdout_dataloader`.
     """
 
     collate_fn = staticmethod(collate_layouts)
@@ -184,9 +176,10 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
                  appearance_frames: int = 32, appearance_stride: int = 2, size: int = 112,
                  score_threshold: float = 0.5, detection_scores: bool | None = None, max_objects: int | None = None,
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 64,
-                 num_workers: int = 2, seed: int = 0, on_error: str = "raise"):
+                 num_workers: int = 2, seed: int = 0, on_error: str = "raise", holdout: int = 0):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
+        self.holdout = holdout
         self._read_something(root, variant)
         self._boxes: dict[str, list] | None = None
         self._sizes: dict[str, tuple[int, int]] = {}
@@ -258,10 +251,12 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
         self.dropped[split] = dropped
         return layouts
 
-    def make_dataset(self, split: str, *, train: bool) -> LayoutClips:
+    def make_dataset(self, split: str, *, train: bool, part: str = "all") -> LayoutClips:
         hp = self.hparams
         classes = {v.id: v.class_id for v in self.dataset.videos(split)}
         items = [(layout, classes[layout.id]) for layout in self.layouts(split)]
+        if split == hp.train_split:
+            items = self.holdout_part(items, "train" if train and part == "all" else part)
         return LayoutClips(items, train=train, scheme=SSV2, modalities=tuple(hp.modalities),
                            num_frames=hp.layout_frames, score_threshold=hp.score_threshold,
                            max_objects=hp.max_objects, appearance_frames=hp.appearance_frames,
