@@ -17,7 +17,7 @@ from pathlib import Path
 from modalbridge.core.paths import worlds_dir
 from modalbridge.io.action_genome import prepare_action_genome, write_action_genome_fixture
 
-VERSION = 1
+VERSION = 2  # v2: test videos with actions (v1 had none, so its mAP was undefined)
 VIDEOS = 80
 FRAMES = 10
 

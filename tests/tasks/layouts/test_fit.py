@@ -89,6 +89,14 @@ def test_few_shot_stlt_from_base_classes_beats_training_from_scratch(tmp_path):
     assert pretrained[-1]["val/action_top1"] > 25 + 30
 
 
+def test_action_genome_world_trains_multilabel_stlt_with_finite_map(tmp_path):
+    """The Action Genome path end to end (real pickle/CSV formats → unified JSON → BCE → Charades mAP). The
+    world's labels are random, so only the path is checked, not a level."""
+    records = _fit("world_action_genome.yaml", tmp_path / "ag", "--trainer.max_epochs", "2")
+    assert len(records) == 2 and 0 < records[-1]["val/action_map"] <= 100
+    assert records[-1]["val/num_clips"] == 40
+
+
 @pytest.mark.slow
 def test_stlt_generalises_to_unseen_objects_better_than_r3d(tmp_path):
     stlt = _fit("world_stlt.yaml", tmp_path / "stlt")[-1]["val/action_top1"]

@@ -147,7 +147,11 @@ class LayoutModule(ClassifierModule):
             if key.startswith("logits/"):
                 name = key.partition("/")[2]
                 head = name if name in self.heads else next(h for h in self.heads if name.startswith(h + "_"))
-                out[f"{name}_map"] = charades_map(ev[key].sigmoid(), ev[f"target/{head}"])
+                try:
+                    out[f"{name}_map"] = charades_map(ev[key].sigmoid(), ev[f"target/{head}"])
+                except ValueError as exc:  # e.g. a sanity-check subset whose videos have no actions
+                    log.warning("%s: %s; logging NaN", name, exc)
+                    out[f"{name}_map"] = float("nan")
         return out
 
     def predict_step(self, batch, batch_idx):
