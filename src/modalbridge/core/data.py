@@ -108,6 +108,19 @@ class SeededDataModule(L.LightningDataModule):
                           num_workers=self.num_workers, collate_fn=self.collate_fn, persistent_workers=False,
                           pin_memory=torch.cuda.is_available())
 
+    def split_names(self) -> tuple[str, str]:
+        """(training split, evaluation split) that :meth:`setup` builds with ``make_dataset``."""
+        return self.hparams.train_split, self.hparams.eval_split
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build ``train_set`` (fitting only) and ``val_set`` with the subclass's
+        ``make_dataset(split, train=...)``; subclasses with other datasets override this."""
+        train_split, eval_split = self.split_names()
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self.make_dataset(train_split, train=True)
+        if self.val_set is None:
+            self.val_set = self.make_dataset(eval_split, train=False)
+
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.train_set, shuffle=True)
 

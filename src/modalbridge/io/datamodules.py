@@ -85,12 +85,6 @@ class EpicKitchensDataModule(SeededDataModule):
                          color_jitter=hp.color_jitter, audio_size=hp.audio_size, seed=hp.seed,
                          on_error=hp.on_error)
 
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self.make_dataset(self.hparams.train_split, train=True)
-        if self.val_set is None:
-            self.val_set = self.make_dataset(self.hparams.eval_split, train=False)
-
     def split_masks(self) -> dict[str, torch.Tensor]:
         """EK Unseen/Seen/Tail masks over the eval split; {} (with a warning) when the optional lists
         (unseen participants, tail classes) are not in the dataset folder."""
@@ -133,12 +127,6 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
                               num_segments=hp.num_segments, size=hp.size, train=train,
                               scale_range=tuple(hp.scale_range), color_jitter=hp.color_jitter, seed=hp.seed,
                               on_error=hp.on_error)
-
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self.make_dataset(self.hparams.train_split, train=True)
-        if self.val_set is None:
-            self.val_set = self.make_dataset(self.hparams.eval_split, train=False)
 
 
 # --------------------------------------------------------------------------------------------- layouts
@@ -263,12 +251,6 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
                            appearance_stride=hp.appearance_stride, size=hp.size, video_path=self.dataset.video_path,
                            seed=hp.seed, on_error=hp.on_error)
 
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self.make_dataset(self.hparams.train_split, train=True)
-        if self.val_set is None:
-            self.val_set = self.make_dataset(self.hparams.eval_split, train=False)
-
 
 class ActionGenomeDataModule(SeededDataModule):
     """Action Genome layouts (multi-label ``action`` head over the 157 Charades classes, layout only).
@@ -329,8 +311,5 @@ class ActionGenomeDataModule(SeededDataModule):
                            num_frames=hp.layout_frames, score_threshold=hp.score_threshold,
                            max_objects=hp.max_objects, seed=hp.seed, on_error=hp.on_error)
 
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self.make_dataset("train", train=True)
-        if self.val_set is None:
-            self.val_set = self.make_dataset("val", train=False)
+    def split_names(self) -> tuple[str, str]:
+        return "train", "val"

@@ -36,9 +36,13 @@ log = logging.getLogger(__name__)
 AUX_SUFFIXES = ("_layout", "_appearance", "_fusion")
 
 
-def is_head_parameter(name: str) -> bool:
+def is_head_module(name: str) -> bool:
     """Heads are the modules whose path has a component containing ``head`` (``head``, ``fusion_head`` …)."""
-    return any("head" in part for part in name.split(".")[:-1])
+    return any("head" in part for part in name.split("."))
+
+
+def is_head_parameter(name: str) -> bool:
+    return is_head_module(name.rpartition(".")[0])
 
 
 class LayoutModule(ClassifierModule):
@@ -102,7 +106,7 @@ class LayoutModule(ClassifierModule):
         super().train(mode)
         if mode and self.freeze_backbone:  # the frozen backbone stays in eval mode (dropout off)
             for name, module in self.model.named_modules():
-                if name and not any("head" in part for part in name.split(".")):
+                if name and not is_head_module(name):
                     module.eval()
         return self
 
