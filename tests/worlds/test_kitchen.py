@@ -22,6 +22,7 @@ import pytest
 
 from modalbridge.worlds.kitchen import (
     EK_COLUMNS,
+    MOTION_TEMPLATES,
     SSV2_TEMPLATES,
     WORLD_VERSION,
     KitchenWorldConfig,
@@ -319,8 +320,8 @@ def test_ek_hand_object_boxes_cover_segment_frames(world):
 def test_ssv2_labels_lists_videos_and_box_records(world):
     ss = world / "ssv2"
     labels = json.loads((ss / "something-something-v2-labels.json").read_text())
-    assert sorted(labels.values(), key=int) == [str(i) for i in range(len(SSV2_TEMPLATES))]
-    assert set(labels) == {t.replace("[", "").replace("]", "") for t in SSV2_TEMPLATES}
+    assert sorted(labels.values(), key=int) == [str(i) for i in range(len(MOTION_TEMPLATES))]
+    assert set(labels) == {t.replace("[", "").replace("]", "") for t in MOTION_TEMPLATES}
     assert json.loads((ss / "compositional" / "labels.json").read_text()) == {k: int(v) for k, v in labels.items()}
     sizes = json.loads((ss / "videoid2size.json").read_text())
     boxes = json.loads((ss / "bounding_box_smthsmth_part1.json").read_text())
@@ -571,7 +572,7 @@ def _ss_layout_features(world: Path, split: str) -> tuple[np.ndarray, np.ndarray
     truth = json.loads((ss / "world_truth.json").read_text())["clips"]
     sizes = json.loads((ss / "videoid2size.json").read_text())
     boxes = json.loads((ss / "bounding_box_smthsmth_part1.json").read_text())
-    templates = sorted(SSV2_TEMPLATES)
+    templates = sorted(MOTION_TEMPLATES)
     features, labels = [], []
     for entry in json.loads((ss / f"something-something-v2-{split}.json").read_text()):
         w, h = sizes[entry["id"]]
@@ -599,3 +600,29 @@ def test_ssv2_template_is_decodable_from_layout_on_unseen_objects(world):
     accuracy = (_softmax_fit_predict(x_train, y_train, x_val, len(templates)) == y_val).mean()
     print(f"template from boxes (unseen objects): linear val accuracy {accuracy:.3f}")
     assert accuracy >= 0.8
+
+
+def test_turning_upside_down_differs_from_pretending_only_in_pixels():
+    """The appearance-only pair: same random draws -> identical boxes in every frame, but from the flip on
+    (mid-clip) the object is drawn mirrored with its colours swapped, so only pixels on the object differ."""
+    from modalbridge.worlds import kitchen
+
+    assert {SSV2_TEMPLATES[t] for t in SSV2_TEMPLATES} >= {"turn_over", "pretend_turn"}
+    assert set(MOTION_TEMPLATES) < set(SSV2_TEMPLATES)
+    obj = kitchen._ss_objects(kitchen._SS_OBJECTS_B, 22.5, 0.5, 0.6)[5]  # "apple": a ring
+    n, w, h = 30, 128, 96
+    renders = {}
+    for motion in ("turn_over", "pretend_turn"):
+        rng = np.random.default_rng(7)
+        layers = kitchen._ss_layers(motion, n, w, h, rng, obj, None, None, np.array([205.0, 150.0, 120.0]))
+        background = np.full((h, w, 3), 100.0, np.float32)
+        frames, _ = kitchen._render(background, layers, n, np.zeros((1, h, w, 3), np.float32), rng)
+        renders[motion] = ([[layer.box(t) for t in range(n)] for layer in layers], frames.astype(int))
+    (boxes_turn, turned), (boxes_pretend, pretended) = renders["turn_over"], renders["pretend_turn"]
+    assert boxes_turn == boxes_pretend
+    changed = np.abs(turned - pretended).sum(axis=(1, 2, 3))
+    flip = int(np.searchsorted(np.linspace(0.0, 1.0, n), 0.5))
+    assert (changed[:flip] == 0).all() and (changed[flip:] > 0).all()
+    ys, xs = np.nonzero(np.abs(turned[flip] - pretended[flip]).sum(-1))
+    x1, y1, x2, y2 = boxes_turn[0][flip]  # layer 0 = the object
+    assert xs.min() >= math.floor(x1) and xs.max() <= math.ceil(x2) and ys.min() >= math.floor(y1)

@@ -30,7 +30,10 @@ layout/video fusion — so it is built to make their claims measurable:
   A video of ``T`` frames has ``ceil(T / 2)`` flow frames.
 * **Something-Else part.** 8 real SSv2 templates defined only by how the hand and the objects move relative to
   each other (left→right, right→left, putting into, taking out of, pushing so it falls off the table,
-  moving closer to, moving away from, pretending to pick up). Object identity (placeholder noun, shape and
+  moving closer to, moving away from, pretending to pick up) and, on request (``ss_templates``; the layouts
+  world has them), 2 more that the boxes cannot tell apart: turning something upside down vs pretending to —
+  hand and object follow the same path, and only the pixels show the object's underside (mirrored shape,
+  swapped colours) from mid-clip on, the kind of class pair where appearance adds to layouts. Object identity (placeholder noun, shape and
   colour) comes from set A in train and the disjoint set B in validation (``objectsA.json`` /
   ``objectsB.json``); in train each template prefers one object of set A (``ss_spurious``), which tempts an
   appearance model while a box-layout model generalises. Boxes follow the Something-Else JSON format with a
@@ -52,7 +55,7 @@ Layout written under ``root`` (see :func:`make_kitchen_world`)::
     ssv2/something-something-v2-{labels,train,validation}.json
     ssv2/compositional/{labels,train,validation}.json, ssv2/compositional/objects{A,B}.json
     ssv2/fewshot/{base,finetune}_labels.json, base_{training,validation}_set.json,
-                 finetune_{5shot,10shot}_{training|train,validation}.json   few-shot split (4 base / 4 novel templates)
+                 finetune_{5shot,10shot}_{training|train,validation}.json   few-shot split (even / odd sorted templates)
     ssv2/bounding_box_smthsmth_part1.json, ssv2/videoid2size.json       annotated ("oracle") boxes, frame sizes
     ssv2/detections_smthsmth_part1.json          a detector's boxes in the same format (+ "score"): jittered,
                                                  missed and false-positive boxes, classes hand/object only
@@ -103,7 +106,7 @@ import numpy as np
 
 from modalbridge.core.paths import worlds_dir
 
-__all__ = ["EK_COLUMNS", "SSV2_TEMPLATES", "WORLD_VERSION", "KitchenWorldConfig", "config_hash",
+__all__ = ["CAMERA_TEMPLATES", "EK_COLUMNS", "MOTION_TEMPLATES", "SSV2_TEMPLATES", "WORLD_VERSION", "KitchenWorldConfig", "config_hash",
            "kitchen_world", "make_kitchen_world"]
 
 WORLD_VERSION = 3  # file-format version (cache key); v2 added the detections file, v3 the few-shot lists
@@ -124,7 +127,19 @@ SSV2_TEMPLATES: dict[str, str] = {
     "Moving [something] closer to [something]": "closer",
     "Moving [something] away from [something]": "away",
     "Pretending to pick [something] up": "pretend_pick",
+    "Turning the camera left while filming [something]": "camera_left",
+    "Turning the camera right while filming [something]": "camera_right",
+    "Turning [something] upside down": "turn_over",
+    "Pretending to turn [something] upside down": "pretend_turn",
 }
+#: The eight templates of the default world: each is told apart by its boxes alone. The other four give
+#: boxes that an earlier template also gives, so only the pixels tell them apart (as for many real SSv2
+#: template pairs): camera turns (the hand holds the object while the whole scene pans: boxes as in moving it
+#: left→right / right→left) and turning upside down vs pretending to (the object's underside shows).
+MOTION_TEMPLATES: tuple[str, ...] = tuple(SSV2_TEMPLATES)[:8]
+#: The templates of the layouts world: the eight plus the camera turns.
+CAMERA_TEMPLATES: tuple[str, ...] = tuple(SSV2_TEMPLATES)[:10]
+_CAMERA_MOTIONS = {"camera_left": "left_to_right", "camera_right": "right_to_left"}  # same boxes as
 _TWO_OBJECT_MOTIONS = {"into", "out_of", "closer", "away"}
 
 #: EPIC verb key → motion pattern (see module docstring).
@@ -173,7 +188,8 @@ class KitchenWorldConfig:
         ss_train_clips / ss_val_clips, ss_fps, ss_height, ss_widths (each clip picks one), ss_seconds (clip
         length), ss_templates (class id = index in the sorted template list), ss_spurious (probability that a
         train clip uses its template's favourite set-A object), ss_label_noise, ss_distractor_prob (static,
-        unannotated extra object in one-object clips), ss_dirty_box_prob, ss_empty_frame_prob, ss_noise_std.
+        unannotated extra object in one-object clips), ss_dirty_box_prob, ss_empty_frame_prob, ss_noise_std,
+        ss_clutter (static unannotated blobs on each table: scene texture that shows camera turns).
     """
 
     # -- EPIC-KITCHENS-100 part
@@ -210,13 +226,14 @@ class KitchenWorldConfig:
     ss_height: int = 96
     ss_widths: tuple[int, ...] = (128, 160)
     ss_seconds: tuple[float, float] = (2.0, 3.0)
-    ss_templates: tuple[str, ...] = tuple(SSV2_TEMPLATES)
+    ss_templates: tuple[str, ...] = MOTION_TEMPLATES
     ss_spurious: float = 0.7
     ss_label_noise: float = 0.0
     ss_distractor_prob: float = 0.5
     ss_dirty_box_prob: float = 0.02
     ss_empty_frame_prob: float = 0.03
     ss_noise_std: float = 4.0
+    ss_clutter: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -397,6 +414,7 @@ class _Layer:
     alpha: float = 1.0
     role: str = "object"  # object | hand | occluder | distractor | obj0 | obj1
     raw_boxes: np.ndarray | None = None  # bool (n,): keep the box unclipped (annotation runs off-frame)
+    flipped: np.ndarray | None = None  # bool (n,): drawn upside down, its underside (colours swapped) showing
 
     def box(self, t: int) -> tuple[float, float, float, float]:
         """Tight axis-aligned box (x1, y1, x2, y2) in pixels at frame ``t`` (unclipped)."""
@@ -423,6 +441,8 @@ def _paint(out: np.ndarray, layer: _Layer, flow_slot: np.ndarray | None = None,
     yy = np.floor(layer.cy - half_h).astype(np.int64)[:, None] - 1 + np.arange(2 * math.ceil(half_h) + 3)
     u = ((xx - layer.cx[:, None]) / r[:, None]).astype(np.float32)[:, None, :]  # (n, 1, w)
     v = ((yy - layer.cy[:, None]) / r[:, None]).astype(np.float32)[:, :, None]  # (n, h, 1)
+    if layer.flipped is not None:  # mirror the shape vertically (same box: extents are symmetric)
+        v = v * np.where(layer.flipped, -1.0, 1.0).astype(np.float32)[:, None, None]
     mask, part = fn(u, v)
     mask = (mask & layer.visible[:, None, None] & ((yy >= 0) & (yy < height))[:, :, None]
             & ((xx >= 0) & (xx < width))[:, None, :])
@@ -431,6 +451,8 @@ def _paint(out: np.ndarray, layer: _Layer, flow_slot: np.ndarray | None = None,
         return
     ys, xs = yy[ti, yi], xx[ti, xi]
     second = np.broadcast_to(part, mask.shape)[ti, yi, xi]
+    if layer.flipped is not None:
+        second = second ^ layer.flipped[ti]
     colour = np.where(second[:, None], layer.colour2, layer.colour)
     pixels = out[ti, ys, xs]
     out[ti, ys, xs] = pixels + np.float32(layer.alpha) * (colour - pixels)
@@ -453,14 +475,15 @@ def _paint_static(image: np.ndarray, layer: _Layer) -> None:
 
 def _render(background: np.ndarray, layers: Sequence[_Layer], n: int, noise: np.ndarray,
             rng: np.random.Generator, flow_starts: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Render ``n`` frames of ``layers`` (painted in order) over ``background`` (H, W, 3) float32.
+    """Render ``n`` frames of ``layers`` (painted in order) over ``background`` (H, W, 3) float32, or one
+    background per frame (n, H, W, 3).
 
     ``noise`` is a bank (K, H, W, 3) of additive noise images, one drawn per frame. For every local frame
     ``t`` in ``flow_starts`` the analytic displacement from frame ``t`` to ``t+2`` of the top-most layer at
     each pixel is returned as ``flows[t]`` (H, W, 2) float32 (dx, dy) in pixels. Returns frames uint8
     (n, H, W, 3) and the flow dict.
     """
-    height, width = background.shape[:2]
+    height, width = background.shape[-3:-1]
     out = np.empty((n, height, width, 3), np.float32)
     out[:] = background
     starts = sorted(set(flow_starts))
@@ -934,6 +957,8 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
     grab, release = 0.2, 0.8
     travel = rng.uniform(0.35, 0.5) * width
     fit_until = n
+    camera = motion in _CAMERA_MOTIONS  # the scene pans exactly as the object moves in the paired template
+    motion = _CAMERA_MOTIONS.get(motion, motion)
     if motion in ("left_to_right", "right_to_left"):
         sign = 1.0 if motion == "left_to_right" else -1.0
         ax = sign * travel * carry
@@ -969,6 +994,9 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
         release = 0.6
     elif motion == "pretend_pick":
         grab, release = 0.3, 0.45
+    elif motion in ("turn_over", "pretend_turn"):  # lifted a little and put back, in both templates
+        ay = -rng.uniform(0.08, 0.15) * height * np.sin(np.pi * _phase(tau, 0.3, 0.7))
+        grab, release = 0.25, 0.75
     else:  # pragma: no cover
         raise ValueError(motion)
     # place the scene: objects fit inside the frame (the falling part of push_off is added afterwards)
@@ -1018,12 +1046,15 @@ def _ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gene
             if min(np.hypot(ax - x, ay - y).min(), math.hypot(bx - x, by - y) if obj_b else 1e9) > 2.5 * ra:
                 layers.append(_static_layer(distractor["shape"], rng.uniform(8, 11) * unit, distractor["colour"],
                                             distractor["colour2"], x, y, n, role="distractor"))
+                if camera:  # static in the scene, so it moves in the picture
+                    layers[-1].cx, layers[-1].cy = x + (ax - ax[0]).astype(np.float32), y + (ay - ay[0]).astype(np.float32)
                 break
     if obj_b is not None:
         layers.append(_static_layer(obj_b["shape"], rb, obj_b["colour"], obj_b["colour2"], bx, by, n, role="obj1"))
     a_layer = _Layer(obj_a["shape"], ra, np.asarray(obj_a["colour"], np.float32),
                      np.asarray(obj_a["colour2"], np.float32), ax.astype(np.float32), ay.astype(np.float32),
-                     a_scale.astype(np.float32), a_visible, 1.0, "obj0", raw)
+                     a_scale.astype(np.float32), a_visible, 1.0, "obj0", raw,
+                     flipped=tau >= 0.5 if motion == "turn_over" else None)
     hand_colour = np.clip(skin + rng.normal(0, 5, 3), 0, 255).astype(np.float32)
     hand = _Layer("hand", rh, hand_colour, 0.85 * hand_colour, hand_xy[:, 0].astype(np.float32),
                   hand_xy[:, 1].astype(np.float32), np.ones(n, np.float32), np.ones(n, bool), 1.0, "hand")
@@ -1096,6 +1127,18 @@ def _detection(box: list[float], category: str, score: float) -> dict[str, Any]:
             "standard_category": standard, "gt_annotation": gt, "score": round(float(score), 3)}
 
 
+def _scene_clutter(background: np.ndarray, count: int, table_top: int, rng: np.random.Generator) -> None:
+    """Paint ``count`` static, unannotated, half-transparent blobs on the table of a scene (H, W, 3) in place:
+    scene texture that shows when the camera moves."""
+    height, width = background.shape[:2]
+    for _ in range(count):
+        colour = rng.uniform(40, 220, 3)
+        layer = _static_layer(("slab", "potato", "plate")[rng.integers(3)], rng.uniform(3, 6) * height / 96.0,
+                              colour, 0.6 * colour, rng.uniform(8, width - 8), rng.uniform(table_top + 6, height - 6),
+                              1, alpha=float(rng.uniform(0.5, 0.8)), role="clutter")
+        _paint_static(background, layer)
+
+
 def _render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
     """Render a chunk of Something-Else clips (webm + box records). Runs in a worker process."""
     cfg: KitchenWorldConfig = job["config"]
@@ -1103,13 +1146,21 @@ def _render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
     for clip in job["clips"]:
         rng = np.random.default_rng(clip["seed"])
         width, height, n = clip["width"], cfg.ss_height, clip["frames"]
+        camera = clip["motion"] in _CAMERA_MOTIONS
+        margin = width // 2 + 8 if camera else 0  # a wider scene for the camera to pan over
         base = rng.uniform(60, 200, 3)
-        background = _texture(rng, width, height, base, 14.0)
-        table_top = int(rng.uniform(0.3, 0.45) * height)
+        background = _texture(rng, width + 2 * margin, height + 2 * margin, base, 14.0)
+        table_top = int(rng.uniform(0.3, 0.45) * height) + margin
         background[table_top:] = 0.6 * background[table_top:] + 0.4 * (rng.uniform(60, 200, 3))
+        _scene_clutter(background, cfg.ss_clutter, table_top, np.random.default_rng([clip["seed"], 2]))
         skin = np.array([205.0, 150.0, 120.0]) + rng.normal(0, 10, 3)
         layers = _ss_layers(clip["motion"], n, width, height, rng, clip["obj0"], clip.get("obj1"),
                             clip.get("distractor"), skin)
+        if camera:  # the scene moves with the held object: crop the wide scene along the object's path
+            obj = next(layer for layer in layers if layer.role == "obj0")
+            background = np.stack([cv2.warpAffine(background, np.float32([[1, 0, dx - margin], [0, 1, dy - margin]]),
+                                                  (width, height), flags=cv2.INTER_LINEAR)
+                                   for dx, dy in zip(obj.cx - obj.cx[0], obj.cy - obj.cy[0])])
         frames, _ = _render(background, layers, n, _noise_bank(rng, width, height, cfg.ss_noise_std, 4), rng)
         writer = _VideoWriter(Path(job["root"]) / "videos" / f"{clip['id']}.webm", width, height, cfg.ss_fps)
         writer.write(frames)
@@ -1495,8 +1546,10 @@ def distill_kitchen_world() -> Path:
 
 
 #: The layout-fusion variant (thesis Ch. 6): 640 train / 240 validation Something-Else clips (the
-#: compositional split: object set A in train, disjoint set B in validation) and a small EPIC part.
-LAYOUTS_CONFIG = KitchenWorldConfig(train_segments=60, val_segments=30, ss_train_clips=640, ss_val_clips=240)
+#: compositional split: object set A in train, disjoint set B in validation) of ten templates, two of which
+#: (camera turns) only pixels tell apart from two others, with clutter on the tables, and a small EPIC part.
+LAYOUTS_CONFIG = KitchenWorldConfig(train_segments=60, val_segments=30, ss_train_clips=600, ss_val_clips=240,
+                                    ss_templates=CAMERA_TEMPLATES, ss_clutter=4)
 
 
 def layouts_kitchen_world() -> Path:

@@ -2,9 +2,8 @@
 actions from boxes alone and names them for objects it never saw (the compositional split), ``recognize``
 reads a layout checkpoint + box file and draws the picture, ``data prepare`` writes the unified JSON.
 
-The slow test compares STLT with the appearance-only R3D on the compositional split (both from scratch, one
-seed each; measured on a GPU machine over seeds 0/1/2 at these settings: STLT 73.3/66.2/87.9 vs R3D
-64.2/14.6/68.8 top-1 %, chance 12.5)."""
+The slow test trains STLT, the appearance-only R3D, and the LCF and CACNF fusions started from those two, and
+checks the thesis's ordering on the compositional split."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from modalbridge.cli import main
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "configs" / "layouts"
-CHANCE = 100 / 8  # 8 templates in the world
+CHANCE = 100 / 10  # 10 templates in the world
 
 
 def _fit(config: str, run_dir: Path, *extra: str) -> list[dict]:
@@ -70,23 +69,23 @@ def test_data_prepare_writes_unified_layouts(tmp_path, capsys):
     assert main(["data", "prepare", "something-else", str(root), "--out", str(tmp_path)]) == 0
     train = read_layouts(tmp_path / "train_dataset.json")
     val = read_layouts(tmp_path / "val_dataset.json")
-    assert len(train) == 640 and len(val) == 240  # no world video lacks boxes
+    assert len(train) == 600 and len(val) == 240  # no world video lacks boxes
     assert all(v.template for v in train) and {b.category for v in val for f in v.frames for b in f} <= {"hand",
                                                                                                           "object"}
 
 
 def test_few_shot_stlt_from_base_classes_beats_training_from_scratch(tmp_path):
-    """Something-Else few-shot protocol on the world (4 base / 4 novel templates, 5 clips per novel template,
+    """Something-Else few-shot protocol on the world (5 base / 5 novel templates, 5 clips per novel template,
     validation objects unseen): the STLT trained on the base templates, given a fresh head, learns the novel
-    templates from 20 clips far better than the same STLT from scratch. Measured (seed 0, 2 CPU cores):
-    72.5 % vs 52.5 % (chance 25 %)."""
+    templates from 25 clips far better than the same STLT from scratch. Measured (seed 0, 2 CPU cores):
+    60.0 % vs 41.7 % (chance 20 %; one novel template, a camera turn, has the same boxes as another)."""
     base = tmp_path / "base"
     _fit("world_fewshot_base_stlt.yaml", base, "--trainer.max_epochs", "10")
     ckpt = str(base / "checkpoints" / "last.ckpt")
     pretrained = _fit("world_5shot_stlt.yaml", tmp_path / "5shot", "--model.init_args.init_from", ckpt)
     scratch = _fit("world_5shot_stlt.yaml", tmp_path / "scratch", "--model.init_args.init_from", "null")
     assert pretrained[-1]["val/action_top1"] > scratch[-1]["val/action_top1"] + 10
-    assert pretrained[-1]["val/action_top1"] > 25 + 30
+    assert pretrained[-1]["val/action_top1"] > 20 + 30
 
 
 def test_action_genome_world_trains_multilabel_stlt_with_finite_map(tmp_path):
@@ -98,7 +97,21 @@ def test_action_genome_world_trains_multilabel_stlt_with_finite_map(tmp_path):
 
 
 @pytest.mark.slow
-def test_stlt_generalises_to_unseen_objects_better_than_r3d(tmp_path):
-    stlt = _fit("world_stlt.yaml", tmp_path / "stlt")[-1]["val/action_top1"]
+def test_cacnf_beats_stlt_lcf_and_r3d_on_unseen_objects(tmp_path):
+    """Thesis Table 6.1's ordering on the compositional split of the world, the configs' recipe (one seed, ~35 min
+    on 2 CPU cores): STLT (20 epochs) and R3D (10) from scratch, then CACNF and LCF for 5 epochs with their
+    branches initialised from those two runs. The STLT baseline gets 30 epochs (more layout training than the
+    fusions' 20 + 5). Measured (seed 0, 2 CPU cores): CACNF 74.6, STLT 71.2, LCF 70.0, R3D 25.4 top-1 % (chance
+    10). The boxes of the camera turns equal those of moving the object left/right: STLT tells the two pairs
+    apart in 54 % of their clips (chance 50), CACNF in 71 %."""
+    _fit("world_stlt.yaml", tmp_path / "stlt")
+    stlt = _fit("world_stlt.yaml", tmp_path / "stlt30", "--trainer.max_epochs", "30")[-1]["val/action_top1"]
     r3d = _fit("world_r3d.yaml", tmp_path / "r3d")[-1]["val/action_top1"]
-    assert stlt > r3d + 5, (stlt, r3d)
+    init = (f"{{layout: {tmp_path / 'stlt' / 'checkpoints' / 'last.ckpt'}, "
+            f"appearance: {tmp_path / 'r3d' / 'checkpoints' / 'last.ckpt'}}}")
+    cacnf = _fit("world_cacnf.yaml", tmp_path / "cacnf", "--model.init_args.init_from", init)[-1]["val/action_top1"]
+    lcf = _fit("world_cacnf.yaml", tmp_path / "lcf", "--model.init_args.model", "lcf",
+               "--model.init_args.init_from", init)[-1]["val/action_top1"]
+    scores = {"stlt": stlt, "r3d": r3d, "cacnf": cacnf, "lcf": lcf}
+    assert stlt > r3d + 20, scores
+    assert cacnf > stlt + 2 and cacnf > lcf + 2, scores
