@@ -30,6 +30,7 @@ from modalbridge.core.engine import ClassifierModule
 from modalbridge.core.registry import create_model
 from modalbridge.core.weights import load_state_dict, strip_prefixes
 from modalbridge.metrics import charades_map, topk_accuracy
+from modalbridge.tasks.layouts.convert import convert_reference_state_dict, is_reference_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,15 @@ class LayoutModule(ClassifierModule):
         init_from: checkpoint (``.ckpt`` / ``.safetensors``) whose non-head weights initialise the model, or
             ``{submodule: checkpoint}`` to initialise branches of a fusion model from unimodal runs.
         freeze_backbone: train the heads only (few-shot fine-tuning).
+        init_heads: ``init_from`` also copies the classifier tensors (same classes), e.g. to evaluate a released
+            checkpoint of the reference code (its key names are converted, see :mod:`.convert`).
         lr, weight_decay, warmup_epochs: AdamW 5e-5, 1e-3, 2 warm-up epochs of 20 in the paper.
     """
 
     def __init__(self, model: str = "stlt", heads: dict[str, int] | None = None, *,
                  model_kwargs: dict[str, Any] | None = None, weights: str | None = None, multilabel: bool = False,
                  loss_mode: str = "thesis", init_from: str | dict[str, str] | None = None,
-                 freeze_backbone: bool = False,
+                 freeze_backbone: bool = False, init_heads: bool = False,
                  lr: float = 5e-5, weight_decay: float = 1e-3, warmup_epochs: float = 2.0, ece_bins: int = 15):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
         if loss_mode not in ("thesis", "reference"):
@@ -75,6 +78,7 @@ class LayoutModule(ClassifierModule):
             kwargs["weights"] = weights
         self.model = create_model(model, heads=self.heads, **kwargs)
         self.multilabel, self.loss_mode, self.freeze_backbone = multilabel, loss_mode, freeze_backbone
+        self.init_heads = init_heads
         if isinstance(init_from, dict):
             for prefix, path in init_from.items():
                 self.load_backbone(path, prefix=prefix)
@@ -89,10 +93,17 @@ class LayoutModule(ClassifierModule):
         """Copy every non-head tensor of ``path`` whose name and shape match (few-shot: base → novel classes);
         with ``prefix`` the checkpoint's tensors go to that submodule (``"layout"`` → ``layout.<name>``)."""
         state = strip_prefixes(load_state_dict(path), prefixes=("model.",))
+        if is_reference_state_dict(state):  # a released checkpoint of the reference code
+            state = convert_reference_state_dict(state, head=next(iter(self.heads)))
         if prefix:
             state = {f"{prefix}.{k}": v for k, v in state.items()}
         own = self.model.state_dict()
-        keep = {k: v for k, v in state.items() if k in own and not is_head_parameter(k) and v.shape == own[k].shape}
+        keep = {k: v for k, v in state.items()
+                if k in own and (self.init_heads or not is_head_parameter(k)) and v.shape == own[k].shape}
+        for k in sorted(set(state) & set(own) - set(keep)):
+            if state[k].shape != own[k].shape and (self.init_heads or not is_head_parameter(k)):
+                log.warning("%s: %s has shape %s, the model %s — not loaded", path, k, tuple(state[k].shape),
+                            tuple(own[k].shape))
         if not keep:
             raise ValueError(f"{path}: no backbone tensor matches model {self.hparams.model!r} "
                              f"(checkpoint keys e.g. {list(state)[:3]})")
