@@ -66,3 +66,39 @@ def test_fusion_and_appearance_names_convert():
     assert out["appearance.positions"].shape == (1, 5, 8) and out["appearance.cls"].shape == (1, 1, 8)
     assert out["heads.action.dense.weight"] == 6
     assert len(out) == len(sd)
+
+
+def test_cacnf_fusion_layers_and_three_classifiers_convert():
+    """A CACNF checkpoint under the reference's names fills every fusion-layer and head tensor of our
+    ``reference_compat`` CACNF (the shared cross-attention lands in both directions)."""
+    from modalbridge.tasks.layouts.models import cacnf
+
+    model = cacnf({"action": 5}, preset="tiny", appearance_frames=8, appearance_size=32, reference_compat=True)
+    ours = {k: v for k, v in model.state_dict().items() if k.startswith(("fusion.", "heads.", "layout_heads.",
+                                                                         "appearance_heads."))}
+    ref = {}
+    for i in range(len(model.fusion.layers)):
+        layer = f"fusion.layers.{i}."
+        for theirs, mine in (("cross_attn.attn.", "cross_a.sublayer."), ("cross_attn.ln.", "cross_a.norm."),
+                             ("layout_attn.attn.", "self_a.sublayer."), ("layout_attn.ln.", "self_a.norm."),
+                             ("appearance_attn.attn.", "self_b.sublayer."), ("appearance_attn.ln.", "self_b.norm."),
+                             ("layout_ffn.linear1.", "ffn_a.sublayer.0."), ("layout_ffn.linear2.", "ffn_a.sublayer.3."),
+                             ("layout_ffn.ln.", "ffn_a.norm."), ("appearance_ffn.attn.", "ffn_b.sublayer."),
+                             ("appearance_ffn.ln.", "ffn_b.norm.")):
+            for k, v in ours.items():
+                if k.startswith(layer + mine):
+                    ref[f"backbone.mm_fusion.{i}.{theirs}{k[len(layer + mine):]}"] = v
+    for theirs, mine in (("fusion_classifier.", "heads.action."), ("layout_classifier.", "layout_heads.action."),
+                         ("appearance_classifier.", "appearance_heads.action.")):
+        for a, b in (("fc1.", "dense."), ("layer_norm.", "norm."), ("fc2.", "out.")):
+            for k, v in ours.items():
+                if k.startswith(mine + b):
+                    ref[theirs + a + k[len(mine + b):]] = v
+    ref["backbone.layout_branch.transformer.layers.0.norm1.weight"] = torch.ones(64)
+    out = convert_reference_state_dict(ref)
+    missing = [k for k in ours if k not in out]
+    assert not missing, missing
+    for k, v in ours.items():
+        if "cross_b.norm" not in k:  # ours keeps two LayerNorms where the reference shares one (copied to both)
+            assert torch.equal(out[k], v), k
+    assert out["layout.temporal.layers.0.norm1.weight"].shape == (64,)

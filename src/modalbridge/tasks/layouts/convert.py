@@ -2,7 +2,8 @@
 
 The reference saves ``state_dict()`` of its whole model: ``Stlt`` (``backbone.*`` + ``prediction_head.*``),
 ``StltBackbone`` alone (the few-shot backbones), ``TransformerResnet`` (R3D-Transformer) and the fusions
-(``layout_branch.*`` + ``appearance_branch.*`` + ``classifier.*``; spec card §5, model zoo). The modules are the
+(LCF: ``layout_branch.*`` + ``appearance_branch.*`` + ``classifier.*``; CAF: the same under ``caf_backbone.``
+plus ``mm_fusion.*``; CACNF: under ``backbone.``, with ``layout_/appearance_/fusion_classifier``; spec card §5). The modules are the
 same as ours (post-LN ``nn.TransformerEncoderLayer`` stacks, GELU heads), only the names differ:
 
 =====================================================================  ===============================
@@ -25,8 +26,11 @@ reference (prefix of an STLT body)                                      ours
 =====================================================================  ===============================
 
 Dropped: the reference's spare ``encoder_layer.*`` copy (a template layer it registers next to its
-``TransformerEncoder``) and the ``position_ids`` buffer. CAF/CACNF's cross-modal fusion layers are not converted
-(their names are left as they are, so loading reports them as unexpected).
+``TransformerEncoder``) and the ``position_ids`` buffer. CAF/CACNF fusion layers (``mm_fusion.<i>``) need our
+``reference_compat=True`` build (one cross-attention for both directions, a self-attention as stream b's
+"feed-forward"): ``cross_attn`` → ``cross_a`` and ``cross_b`` (its LayerNorm, shared in the reference, is copied
+to both of ours), ``layout_attn``/``appearance_attn`` → ``self_a``/``self_b``, ``layout_ffn`` (``linear1``,
+``linear2``) → ``ffn_a`` (``sublayer.0``, ``sublayer.3``), ``appearance_ffn`` → ``ffn_b``.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ _HARA_CHILDREN = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "
 def is_reference_state_dict(sd: Mapping[str, object]) -> bool:
     """True for a state dict saved by the reference code (any of its STLT / R3D-Transformer / fusion models)."""
     return any(k.startswith(("backbone.frames_embeddings.", "frames_embeddings.", "layout_branch.",
-                             "appearance_branch.", "resnet.resnet.")) for k in sd)
+                             "appearance_branch.", "resnet.resnet.", "backbone.layout_branch.",
+                             "caf_backbone.layout_branch.")) for k in sd)
 
 
 def _rename(key: str, table) -> str | None:
@@ -76,8 +81,8 @@ def _stlt(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _head(sd: Mapping[str, torch.Tensor], head: str) -> dict[str, torch.Tensor]:
-    return {f"heads.{head}.{_rename(k, _HEAD_RENAMES)}": v for k, v in sd.items()}
+def _head(sd: Mapping[str, torch.Tensor], head: str, heads: str = "heads") -> dict[str, torch.Tensor]:
+    return {f"{heads}.{head}.{_rename(k, _HEAD_RENAMES)}": v for k, v in sd.items()}
 
 
 def _appearance(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -103,6 +108,30 @@ def _appearance(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+_FUSION_RENAMES = (  # one reference CrossModalModule -> our CrossModalLayer (a = layout stream, b = appearance)
+    ("cross_attn.attn.", ("cross_a.sublayer.", "cross_b.sublayer.")),  # one module for both directions
+    ("cross_attn.ln.", ("cross_a.norm.", "cross_b.norm.")),  # its LayerNorm too: copied to both of ours
+    ("layout_attn.attn.", ("self_a.sublayer.",)), ("layout_attn.ln.", ("self_a.norm.",)),
+    ("appearance_attn.attn.", ("self_b.sublayer.",)), ("appearance_attn.ln.", ("self_b.norm.",)),
+    ("layout_ffn.linear1.", ("ffn_a.sublayer.0.",)), ("layout_ffn.linear2.", ("ffn_a.sublayer.3.",)),
+    ("layout_ffn.ln.", ("ffn_a.norm.",)),
+    ("appearance_ffn.attn.", ("ffn_b.sublayer.",)), ("appearance_ffn.ln.", ("ffn_b.norm.",)),  # the SA slip
+)
+
+
+def _fusion_layers(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in sd.items():  # "<i>.<reference name>"
+        index, _, rest = key.partition(".")
+        for old, news in _FUSION_RENAMES:
+            if rest.startswith(old):
+                out.update({f"fusion.layers.{index}.{new}{rest[len(old):]}": value for new in news})
+                break
+        else:
+            out[f"mm_fusion.{key}"] = value  # unknown: left as it is (reported as unexpected)
+    return out
+
+
 def _split(sd: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
@@ -117,7 +146,18 @@ def convert_reference_state_dict(sd: Mapping[str, torch.Tensor], head: str = "ac
     ['heads.action.out.weight', 'temporal.layers.0.linear1.bias']
     """
     sd = dict(sd)
-    if any(k.startswith(("layout_branch.", "appearance_branch.")) for k in sd):  # LCF / CAF / CACNF
+    for outer in ("caf_backbone.", "backbone."):  # CAF / CACNF: the two branches and the fusion layers
+        if any(k.startswith(outer + "layout_branch.") for k in sd):
+            inner = _split(sd, outer)
+            out = {f"layout.{k}": v for k, v in _stlt(_split(inner, "layout_branch.")).items()}
+            out.update({f"appearance.{k}": v for k, v in _appearance(_split(inner, "appearance_branch.")).items()})
+            out.update(_fusion_layers(_split(inner, "mm_fusion.")))
+            out.update(_head(_split(sd, "classifier."), head))  # CAF
+            out.update(_head(_split(sd, "fusion_classifier."), head))  # CACNF
+            for ours, theirs in (("layout_heads", "layout_classifier."), ("appearance_heads", "appearance_classifier.")):
+                out.update(_head(_split(sd, theirs), head, heads=ours))
+            return out
+    if any(k.startswith(("layout_branch.", "appearance_branch.")) for k in sd):  # LCF
         out = {f"layout.{k}": v for k, v in _stlt(_split(sd, "layout_branch.")).items()}
         out.update({f"appearance.{k}": v for k, v in _appearance(_split(sd, "appearance_branch.")).items()})
         out.update(_head(_split(sd, "classifier."), head))
