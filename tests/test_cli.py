@@ -45,3 +45,14 @@ def test_data_check_real_epic_kitchens_passes_and_broken_copy_fails(tmp_path, ca
     out = capsys.readouterr().out
     assert "EPIC_100_validation.csv" in out and "row 6" in out
     assert "verb_class" in out
+
+
+def test_fit_with_a_missing_init_from_checkpoint_names_it_before_building_anything(tmp_path):
+    from modalbridge.core.errors import WeightsNotFoundError
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "layouts" / "world_cacnf.yaml"
+    missing = tmp_path / "no_such_stlt.ckpt"
+    with pytest.raises(WeightsNotFoundError, match="no_such_stlt.ckpt"):
+        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
+              "--model.init_args.init_from", f"{{layout: {missing}, appearance: {missing}}}"])
+    assert not (tmp_path / "run").exists()

@@ -28,6 +28,18 @@ LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
 TASK_WORLDS = {"actions": "kitchen", "distill": "kitchen-distill", "layouts": "kitchen-layouts"}
 
 
+def _check_init_from(cfg) -> None:
+    """Fail before building anything, with the weights resolver's message, when a checkpoint named by
+    ``model.init_args.init_from`` (a path or ``{branch: path}``) cannot be found."""
+    from modalbridge.core.weights import resolve_weights
+
+    init = getattr(getattr(cfg.model, "init_args", None), "init_from", None)
+    values = init.values() if hasattr(init, "values") else vars(init).values() if hasattr(init, "__dict__") else [init]
+    for value in values:
+        if value:
+            resolve_weights(value)
+
+
 def _lightning(argv: list[str]) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
@@ -47,6 +59,7 @@ def _lightning(argv: list[str]) -> None:
             if cfg.trainer.default_root_dir in (None, "", "."):
                 cfg.trainer.default_root_dir = str(runs_dir() / cfg.task / cfg.run_name)
             self._monitor = cfg.monitor
+            _check_init_from(cfg)
 
         def instantiate_trainer(self, **kwargs):
             kwargs.setdefault("callbacks", [])
