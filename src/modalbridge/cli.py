@@ -65,9 +65,14 @@ def _lightning(argv: list[str]) -> None:
             kwargs.setdefault("callbacks", [])
             # saved at train-epoch end (after validation): a checkpoint written at validation end holds a
             # half-finished epoch whose resume replays the previous epoch's sampler order
-            kwargs["callbacks"] = list(kwargs["callbacks"]) + [ModelCheckpoint(
-                monitor=self._monitor, mode="max", save_last=True, filename="best-{epoch}",
-                save_on_train_epoch_end=True)]
+            # Two callbacks: since Lightning 2.x ``save_last=True`` next to a monitor only refreshes last.ckpt when a
+            # new best is saved (last.ckpt = the best epoch, resume restarts from it); the second one writes
+            # last.ckpt after every epoch.
+            kwargs["callbacks"] = list(kwargs["callbacks"]) + [
+                ModelCheckpoint(monitor=self._monitor, mode="max", filename="best-{epoch}",
+                                save_on_train_epoch_end=True),
+                ModelCheckpoint(monitor=None, save_top_k=1, filename="last", enable_version_counter=False,
+                                save_on_train_epoch_end=True)]
             return super().instantiate_trainer(**kwargs)
 
     callbacks = [RunDirCallback()]
