@@ -38,6 +38,19 @@ def stlt_run(tmp_path_factory) -> tuple[Path, list[dict]]:
     return run_dir, _fit("world_stlt.yaml", run_dir, "--trainer.max_epochs", "10")
 
 
+def test_last_checkpoint_holds_the_last_epoch_and_best_the_best(stlt_run):
+    """Regression: with Lightning 2.x, ``save_last`` next to a monitored top-k only refreshed last.ckpt when a new
+    best was saved, so last.ckpt silently held the best epoch (and a resume restarted from it)."""
+    import torch
+
+    run_dir, records = stlt_run
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == len(records) - 1
+    scores = [r["val/action_top1"] for r in records]
+    best_epoch = max(range(len(scores)), key=lambda e: (scores[e], -e))
+    assert (run_dir / "checkpoints" / f"best-epoch={best_epoch}.ckpt").exists()
+
+
 def test_stlt_names_actions_of_unseen_objects_far_above_chance(stlt_run):
     run_dir, records = stlt_run
     # seed 0 on 2 CPU cores: 51.2 % after 10 epochs (the validation objects' shapes and names are all unseen)
