@@ -34,10 +34,12 @@ def _check_init_from(cfg) -> None:
     from modalbridge.core.weights import resolve_weights
 
     init = getattr(getattr(cfg.model, "init_args", None), "init_from", None)
-    values = init.values() if hasattr(init, "values") else vars(init).values() if hasattr(init, "__dict__") else [init]
-    for value in values:
-        if value:
-            resolve_weights(value)
+    if init is None or isinstance(init, str):
+        paths = [init]
+    else:  # {branch: path}, a dict or a jsonargparse Namespace
+        paths = list((init if isinstance(init, dict) else vars(init)).values())
+    for path in filter(None, paths):
+        resolve_weights(path)
 
 
 def _lightning(argv: list[str]) -> None:

@@ -30,11 +30,12 @@ layout/video fusion — so it is built to make their claims measurable:
   A video of ``T`` frames has ``ceil(T / 2)`` flow frames.
 * **Something-Else part.** 8 real SSv2 templates defined only by how the hand and the objects move relative to
   each other (left→right, right→left, putting into, taking out of, pushing so it falls off the table,
-  moving closer to, moving away from, pretending to pick up) and, on request (``ss_templates``; the layouts
-  world has them), 2 more that the boxes cannot tell apart: turning something upside down vs pretending to —
-  hand and object follow the same path, and only the pixels show the object's underside (mirrored shape,
-  swapped colours) from mid-clip on, the kind of class pair where appearance adds to layouts. Object identity (placeholder noun, shape and
-  colour) comes from set A in train and the disjoint set B in validation (``objectsA.json`` /
+  moving closer to, moving away from, pretending to pick up) and, on request (``ss_templates``), 4 more whose
+  boxes equal those of another template, so only pixels decide them — the kind of class where appearance adds
+  to layouts: the camera turning left / right while the hand holds the object (the whole scene pans; boxes as
+  in moving it left→right / right→left; the layouts world has these two), and turning something upside down
+  vs pretending to (the object's underside — mirrored shape, swapped colours — shows from mid-clip on).
+  Object identity (placeholder noun, shape and colour) comes from set A in train and the disjoint set B in validation (``objectsA.json`` /
   ``objectsB.json``); in train each template prefers one object of set A (``ss_spurious``), which tempts an
   appearance model while a box-layout model generalises. Boxes follow the Something-Else JSON format with a
   few dirty boxes (``x1 > x2``, slightly out of frame) and empty frames to exercise the cleaning rules.
@@ -106,8 +107,8 @@ import numpy as np
 
 from modalbridge.core.paths import worlds_dir
 
-__all__ = ["CAMERA_TEMPLATES", "EK_COLUMNS", "MOTION_TEMPLATES", "SSV2_TEMPLATES", "WORLD_VERSION", "KitchenWorldConfig", "config_hash",
-           "kitchen_world", "make_kitchen_world"]
+__all__ = ["CAMERA_TEMPLATES", "EK_COLUMNS", "MOTION_TEMPLATES", "SSV2_TEMPLATES", "WORLD_VERSION",
+           "KitchenWorldConfig", "config_hash", "kitchen_world", "make_kitchen_world"]
 
 WORLD_VERSION = 3  # file-format version (cache key); v2 added the detections file, v3 the few-shot lists
 _RANDOM_STREAM = 1  # part of the master seed; kept at 1 so v1 and v2 worlds hold identical clips
@@ -139,7 +140,8 @@ SSV2_TEMPLATES: dict[str, str] = {
 MOTION_TEMPLATES: tuple[str, ...] = tuple(SSV2_TEMPLATES)[:8]
 #: The templates of the layouts world: the eight plus the camera turns.
 CAMERA_TEMPLATES: tuple[str, ...] = tuple(SSV2_TEMPLATES)[:10]
-_CAMERA_MOTIONS = {"camera_left": "left_to_right", "camera_right": "right_to_left"}  # same boxes as
+#: camera-turn motion -> the motion whose hand and object boxes it reproduces
+_CAMERA_MOTIONS = {"camera_left": "left_to_right", "camera_right": "right_to_left"}
 _TWO_OBJECT_MOTIONS = {"into", "out_of", "closer", "away"}
 
 #: EPIC verb key → motion pattern (see module docstring).

@@ -2,9 +2,9 @@
 
 The reference saves ``state_dict()`` of its whole model: ``Stlt`` (``backbone.*`` + ``prediction_head.*``),
 ``StltBackbone`` alone (the few-shot backbones), ``TransformerResnet`` (R3D-Transformer) and the fusions
-(LCF: ``layout_branch.*`` + ``appearance_branch.*`` + ``classifier.*``; CAF: the same under ``caf_backbone.``
-plus ``mm_fusion.*``; CACNF: under ``backbone.``, with ``layout_/appearance_/fusion_classifier``; spec card §5). The modules are the
-same as ours (post-LN ``nn.TransformerEncoderLayer`` stacks, GELU heads), only the names differ:
+(LCF: ``layout_branch.*`` + ``appearance_branch.*`` + ``classifier.*``; CAF: the same under
+``caf_backbone.`` plus ``mm_fusion.*``; CACNF: under ``backbone.``, with ``layout_/appearance_/fusion_classifier``;
+spec card §5). The modules are the same as ours (post-LN ``nn.TransformerEncoderLayer`` stacks, GELU heads), only the names differ:
 
 =====================================================================  ===============================
 reference (prefix of an STLT body)                                      ours
@@ -55,6 +55,7 @@ _STLT_RENAMES = (  # (reference prefix, ours), first match wins
     ("transformer.", "temporal."),
 )
 _HEAD_RENAMES = (("fc1.", "dense."), ("layer_norm.", "norm."), ("fc2.", "out."))
+_APPEARANCE_RENAMES = (("projector.", "proj."), ("transformer.", "encoder."))
 _HARA_CHILDREN = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
 
 
@@ -96,14 +97,8 @@ def _appearance(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out["cls"] = value
         elif key == "pos_embed":
             out["positions"] = value.transpose(0, 1)  # (N+1, 1, H) sequence-first -> (1, N+1, H)
-        elif key.startswith("projector."):
-            out["proj." + key[len("projector."):]] = value
-        elif key.startswith("transformer."):
-            out["encoder." + key[len("transformer."):]] = value
-        elif key.startswith(("resnet.classifier.", "resnet.avgpool.")):
-            continue  # the wrapped Resnet3D's own head
-        else:
-            out[key] = value  # e.g. the classifier: left for the caller
+        elif not key.startswith("resnet."):  # (the wrapped Resnet3D's own classifier is dropped)
+            out[_rename(key, _APPEARANCE_RENAMES)] = value  # the classifier stays: left for the caller
     out.update({f"trunk.backbone.trunk.{k}": v for k, v in convert_hara_r3d_state_dict(hara).items()})
     return out
 

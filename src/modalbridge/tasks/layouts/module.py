@@ -98,12 +98,11 @@ class LayoutModule(ClassifierModule):
         if prefix:
             state = {f"{prefix}.{k}": v for k, v in state.items()}
         own = self.model.state_dict()
-        keep = {k: v for k, v in state.items()
-                if k in own and (self.init_heads or not is_head_parameter(k)) and v.shape == own[k].shape}
-        for k in sorted(set(state) & set(own) - set(keep)):
-            if state[k].shape != own[k].shape and (self.init_heads or not is_head_parameter(k)):
-                log.warning("%s: %s has shape %s, the model %s — not loaded", path, k, tuple(state[k].shape),
-                            tuple(own[k].shape))
+        wanted = [k for k in state if k in own and (self.init_heads or not is_head_parameter(k))]
+        keep = {k: state[k] for k in wanted if state[k].shape == own[k].shape}
+        for k in sorted(set(wanted) - set(keep)):
+            log.warning("%s: %s has shape %s, the model %s — not loaded", path, k, tuple(state[k].shape),
+                        tuple(own[k].shape))
         if not keep:
             raise ValueError(f"{path}: no backbone tensor matches model {self.hparams.model!r} "
                              f"(checkpoint keys e.g. {list(state)[:3]})")
