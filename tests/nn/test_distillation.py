@@ -8,6 +8,7 @@ from modalbridge.nn.distillation import (
     calibration_weights,
     distillation_objective,
     kd_loss,
+    per_sample_weights,
 )
 
 
@@ -64,3 +65,22 @@ def test_identical_teachers_give_the_teacher_and_nan_is_refused():
     assert torch.allclose(ens([z, z])["action"], z["action"], atol=1e-6)
     with pytest.raises(FloatingPointError, match="teacher"):
         ens([z, {"action": torch.full((3, 4), float("nan"))}])
+
+
+def test_per_sample_weights_golden_and_per_clip():
+    # two teachers, two clips: teacher a is right on clip 0, teacher b on clip 1
+    z = torch.tensor([[[2.0, 0.0], [2.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])  # (M=2, B=2, C=2)
+    w = per_sample_weights(z, torch.tensor([0, 1]), gamma=1.0)
+    assert w[:, 0].tolist() == pytest.approx([0.76608, 0.23392], abs=1e-5)
+    assert w[0, 1] < 0.5 < w[1, 1] and torch.allclose(w.sum(0), torch.ones(2))
+    # gamma -> infinity: the plain mean; gamma -> 0: the teacher with the lower CE on that clip
+    assert torch.allclose(per_sample_weights(z, torch.tensor([0, 1]), 1e6), torch.full((2, 2), 0.5), atol=1e-5)
+    assert per_sample_weights(z, torch.tensor([0, 1]), 1e-3).round().tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_per_sample_ensemble_uses_labels_only_when_given():
+    a, b = {"action": torch.tensor([[2.0, 0.0]])}, {"action": torch.tensor([[0.0, 1.0]])}
+    ens = LogitEnsemble(["a", "b"], {"action": torch.tensor([0.5, 0.5])}, per_sample_gamma=1.0)
+    assert ens([a, b])["action"][0].tolist() == pytest.approx([1.0, 0.5])  # no labels: the fixed weights
+    out = ens([a, b], {"action": torch.tensor([0])})["action"][0]
+    assert out.tolist() == pytest.approx([2 * 0.76608, 0.23392], abs=1e-4)

@@ -3,7 +3,8 @@
 * :func:`kd_loss` — τ²·KL(teacher‖student) on temperature-softened distributions, batch mean.
 * :func:`distillation_objective` — λ·KD + (1−λ)·CE (+ α·smooth-L1 for LanViKD's regression head).
 * :func:`calibration_weights` — ensemble weights ``softmax(−e/γ)`` from held-out CEs ``e``.
-* :class:`LogitEnsemble` — weighted sum of teacher logits, per head.
+* :func:`per_sample_weights` — the reference's per-sample option: ``softmax_m(−CE_m(x, y)/γ)`` per clip.
+* :class:`LogitEnsemble` — weighted sum of teacher logits, per head (fixed or per-sample weights).
 """
 
 from __future__ import annotations
@@ -51,16 +52,32 @@ def calibration_weights(errors: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.softmax(-errors / gamma, dim=0).float()
 
 
+def per_sample_weights(teacher_logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-clip weights ``w_{m,b} = softmax_m(−CE(z_{m,b}, y_b)/γ)`` from logits ``(M, B, C)`` and labels ``(B,)``
+    → ``(M, B)``, columns summing to 1.
+
+    The reference's online "per-sample" scheme (the thesis discusses it, evaluates the held-out one): each
+    clip's target leans on the teachers that are right about *that* clip. It needs the label, so it exists
+    only while training. Golden: logits [[2, 0], [0, 1]] of two teachers on one clip of class 0, γ=1 →
+    CEs [0.12693, 1.31326] → weights [0.76608, 0.23392].
+    """
+    m, b, c = teacher_logits.shape
+    ce = F.cross_entropy(teacher_logits.reshape(m * b, c).float(), targets.repeat(m), reduction="none")
+    return torch.softmax(-ce.reshape(m, b) / gamma, dim=0)
+
+
 class LogitEnsemble(nn.Module):
     """``z_h = Σ_m w_{m,h} · z_{m,h}``: a weighted sum of teacher LOGITS per head.
 
     ``weights``: ``{head: (M,)}`` (rows sum to 1), teachers in a fixed order.
-    ``forward(teacher_logits: list[{head: (B, C)}]) -> {head: (B, C)}``.
+    ``forward(teacher_logits: list[{head: (B, C)}], targets=None) -> {head: (B, C)}``. With ``per_sample_gamma``
+    set, ``forward`` needs ``targets`` ``{head: (B,)}`` and weighs each clip by :func:`per_sample_weights`
+    instead (the fixed weights are then only used where no label is given, e.g. for evaluation).
     """
 
-    def __init__(self, names: list[str], weights: Mapping[str, torch.Tensor]):
+    def __init__(self, names: list[str], weights: Mapping[str, torch.Tensor], per_sample_gamma: float | None = None):
         super().__init__()
-        self.names = list(names)
+        self.names, self.per_sample_gamma = list(names), per_sample_gamma
         for h, w in weights.items():
             w = torch.as_tensor(w, dtype=torch.float32)
             if w.shape != (len(self.names),):
@@ -71,12 +88,17 @@ class LogitEnsemble(nn.Module):
     def weight(self, head: str) -> torch.Tensor:
         return getattr(self, f"w_{head}")
 
-    def forward(self, teacher_logits: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def forward(self, teacher_logits: list[Mapping[str, torch.Tensor]],
+                targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         out = {}
         for h in self.heads:
             stacked = torch.stack([t[h] for t in teacher_logits])  # (M, B, C)
             if not torch.isfinite(stacked).all():
                 bad = [self.names[m] for m in range(len(self.names)) if not torch.isfinite(stacked[m]).all()]
                 raise FloatingPointError(f"non-finite logits from teacher(s) {bad} on head {h!r}")
-            out[h] = torch.einsum("m,mbc->bc", self.weight(h), stacked)
+            if self.per_sample_gamma is not None and targets is not None:
+                w = per_sample_weights(stacked, targets[h], self.per_sample_gamma)
+                out[h] = torch.einsum("mb,mbc->bc", w.to(stacked.dtype), stacked)
+            else:
+                out[h] = torch.einsum("m,mbc->bc", self.weight(h), stacked)
         return out

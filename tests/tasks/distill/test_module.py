@@ -64,6 +64,23 @@ def test_uniform_ensemble_is_the_mean_of_teacher_logits(teachers):
     assert torch.allclose(z["noun"], expected, atol=1e-6)
 
 
+def test_per_sample_weighting_leans_on_the_teacher_right_about_each_clip(teachers, tmp_path):
+    m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="per_sample", gamma=1.0)
+    b = _batch()
+    outs = [t(b) for t in m.teachers]
+    z = m.teacher_logits(b)
+    for h in HEADS:
+        stacked = torch.stack([o[h] for o in outs])
+        ce = torch.stack([torch.nn.functional.cross_entropy(o[h], b[h], reduction="none") for o in outs])
+        w = torch.softmax(-ce, dim=0)  # (M, B)
+        assert torch.allclose(z[h], (w[..., None] * stacked).sum(0), atol=1e-5)
+        assert not torch.allclose(z[h], stacked.mean(0), atol=1e-4)  # not the plain mean
+    del b["verb"], b["noun"]  # no labels (evaluation): the uniform mean
+    assert torch.allclose(m.teacher_logits(b)["noun"], (outs[0]["noun"] + outs[1]["noun"]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="live teachers"):
+        DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="per_sample", teacher_cache=str(tmp_path / "c"))
+
+
 def test_missing_modality_raises_or_falls_back(teachers):
     b = _batch()
     del b["flow"]

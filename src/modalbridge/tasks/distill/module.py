@@ -2,7 +2,8 @@
 
 * :class:`LanguageTeacherModule` — LanViKD stage 1 (frozen MiniLM + linear heads, CE on the narration).
 * :class:`DistillModule` — an RGB student trained from frozen teachers: ensemble logits
-  ``z = Σ_m w_m z_m`` (weights uniform, given, or calibrated ``softmax(−CE_m/γ)`` on held-out clips),
+  ``z = Σ_m w_m z_m`` (weights uniform, given, calibrated ``softmax(−CE_m/γ)`` on held-out clips, or the
+  reference's per-sample ``softmax(−CE_m(x, y)/γ)`` computed online for each training clip),
   loss ``λ·τ²·KL + (1−λ)·CE`` (+ ``α·smooth-L1`` onto the language teacher's text embedding).
   Teachers run live on every augmented view (the thesis's setting) or come from a logit cache written
   by :func:`precompute_teacher_logits` (one eval view per clip; what a user with 90k clips wants).
@@ -29,6 +30,9 @@ from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, dist
 from modalbridge.tasks.distill.models import RegressionHead
 
 log = logging.getLogger(__name__)
+
+#: how the ensemble teacher weighs its members (see :class:`DistillModule`)
+WEIGHTINGS = ("calibrated", "uniform", "given", "per_sample")
 
 
 class LanguageTeacherModule(ClassifierModule):
@@ -163,8 +167,10 @@ class DistillModule(ClassifierModule):
         student: registered video model of the student (``swin3d_t`` in the papers).
         heads: linked from the data module.
         teachers: teacher checkpoint paths (any mix of RGB/flow/audio/language).
-        weighting: ``calibrated`` (softmax(−CE/γ) on the data module's held-out clips), ``uniform``, or
-            ``given`` (``teacher_weights``).
+        weighting: ``calibrated`` (softmax(−CE/γ) on the data module's held-out clips), ``uniform``,
+            ``given`` (``teacher_weights``), or ``per_sample`` (softmax(−CE/γ) of each teacher on each training
+            clip against its label; the reference's option, not evaluated in the thesis; needs live teachers,
+            and where no label is at hand — evaluating the ensemble — it is the uniform mean).
         gamma: calibration temperature γ (thesis main tables 30 ≈ uniform; best EK 1).
         teacher_weights: ``{head: [w_1..w_M]}`` for ``weighting="given"``.
         lam: λ, the KD weight (λ=0 ≡ CE-only student; λ=1 pure KD). tau: KD temperature.
@@ -184,8 +190,11 @@ class DistillModule(ClassifierModule):
                  warmup_epochs: float = 3.0, ece_bins: int = 15):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
         self.save_hyperparameters()
-        if weighting not in ("calibrated", "uniform", "given"):
-            raise ValueError(f"weighting must be calibrated|uniform|given, got {weighting!r}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {'|'.join(WEIGHTINGS)}, got {weighting!r}")
+        if weighting == "per_sample" and teacher_cache:
+            raise ValueError("weighting per_sample weighs every training clip by its teachers' loss on it, so it "
+                             "needs live teachers; a teacher_cache holds one fixed ensemble per clip")
         if missing_modality not in ("raise", "fallback"):
             raise ValueError(f"missing_modality must be raise|fallback, got {missing_modality!r}")
         self.heads = dict(heads or {"action": 174})
@@ -199,7 +208,7 @@ class DistillModule(ClassifierModule):
         self.ensemble: LogitEnsemble | None = None
         if teacher_weights is not None:
             self.set_ensemble_weights({h: torch.tensor(w) for h, w in teacher_weights.items()})
-        elif weighting == "uniform" and self._teachers:
+        elif weighting in ("uniform", "per_sample") and self._teachers:
             m = len(self._teachers)
             self.set_ensemble_weights({h: torch.full((m,), 1.0 / m) for h in self.heads})
         self.reg_head = None
@@ -218,7 +227,8 @@ class DistillModule(ClassifierModule):
         return self._teachers
 
     def set_ensemble_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        self.ensemble = LogitEnsemble([t.name for t in self._teachers], weights)
+        gamma = self.gamma if self.weighting == "per_sample" else None
+        self.ensemble = LogitEnsemble([t.name for t in self._teachers], weights, per_sample_gamma=gamma)
         for h, w in weights.items():
             log.info("ensemble weights (%s): %s", h, dict(zip(self.ensemble.names, [round(float(x), 4) for x in w])))
 
@@ -254,11 +264,14 @@ class DistillModule(ClassifierModule):
             self.fallbacks += 1
             self.log("teacher_fallbacks", float(self.fallbacks), reduce_fx="max")
         outs = [self._teachers[i](batch) for i in present]
+        targets = {h: batch[h] for h in self.heads} if all(h in batch for h in self.heads) else None
         if len(present) == len(self._teachers):
-            return self.ensemble(outs)
+            return self.ensemble(outs, targets)
         weights = {h: self.ensemble.weight(h)[present] for h in self.heads}
         weights = {h: w / w.sum() for h, w in weights.items()}
-        return LogitEnsemble([self._teachers[i].name for i in present], weights).to(self.device)(outs)
+        subset = LogitEnsemble([self._teachers[i].name for i in present], weights,
+                               per_sample_gamma=self.ensemble.per_sample_gamma)
+        return subset.to(self.device)(outs, targets)
 
     # ------------------------------------------------------------------ student
     def label_heads(self) -> list[str]:
