@@ -22,3 +22,25 @@ def _modalbridge_home(tmp_path_factory):
     else:
         os.environ["MODALBRIDGE_HOME"] = str(tmp_path_factory.mktemp("mbhome"))
     yield
+
+
+@pytest.fixture
+def tiny_ssv2(tmp_path):
+    """A 4-video SSv2 folder (3 train, 1 validation) copied from the embedded world's ``ssv2`` part: the
+    labels file, trimmed split lists and the four ``videos/<id>.webm``; no optical flow yet."""
+    import json
+    import shutil
+
+    from modalbridge.core.worlds import resolve_root
+
+    world = resolve_root("world://kitchen/ssv2")
+    root = tmp_path / "ssv2"
+    (root / "videos").mkdir(parents=True)
+    shutil.copy(world / "something-something-v2-labels.json", root)
+    for split, count in (("train", 3), ("validation", 1)):
+        name = f"something-something-v2-{split}.json"
+        entries = json.loads((world / name).read_text())[:count]
+        (root / name).write_text(json.dumps(entries))
+        for entry in entries:
+            shutil.copy(world / "videos" / f"{entry['id']}.webm", root / "videos")
+    return root

@@ -1,4 +1,5 @@
-"""The command line: help, world, data check (real EK-100 annotations and a broken copy), models."""
+"""The command line: help, world, data check (real EK-100 annotations and a broken copy), models, data flow
+(sharded stride-1 optical flow extraction for SSv2)."""
 
 import shutil
 from pathlib import Path
@@ -56,3 +57,44 @@ def test_fit_with_a_missing_init_from_checkpoint_names_it_before_building_anythi
         main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
               "--model.init_args.init_from", f"{{layout: {missing}, appearance: {missing}}}"])
     assert not (tmp_path / "run").exists()
+
+
+def _summary(out: str) -> dict[str, int]:
+    """``done 2, skipped 0, failed 0 of 2 videos in …`` → {"done": 2, "skipped": 0, "failed": 0}."""
+    line = next(x for x in out.splitlines() if x.startswith("done "))
+    return {key: int(value) for key, value in (part.split()[:2] for part in line.split(" of ")[0].split(", "))}
+
+
+def test_data_flow_shards_cover_every_video_once_then_skip_and_report_failures(tiny_ssv2, capsys):
+    from modalbridge.io.flow import count_flow_frames
+    from modalbridge.io.video import probe
+
+    videos = sorted(p.stem for p in (tiny_ssv2 / "videos").iterdir())
+    assert main(["data", "flow", "--root", str(tiny_ssv2), "--shard", "0/2"]) == 0
+    first = _summary(capsys.readouterr().out)
+    assert main(["data", "flow", "--root", str(tiny_ssv2), "--shard", "1/2", "--split", "train, validation"]) == 0
+    second = _summary(capsys.readouterr().out)
+    assert first["done"] + second["done"] == 4 and first["skipped"] == second["skipped"] == 0
+    flow = tiny_ssv2 / "flow"
+    assert sorted(p.name for p in flow.iterdir()) == videos
+    for video in videos:  # one flow frame per decoded frame
+        assert count_flow_frames(flow / video) == probe(tiny_ssv2 / "videos" / f"{video}.webm").num_frames
+
+    assert main(["data", "flow", "--root", str(tiny_ssv2)]) == 0
+    assert _summary(capsys.readouterr().out) == {"done": 0, "skipped": 4, "failed": 0}
+
+    broken = videos[0]
+    (tiny_ssv2 / "videos" / f"{broken}.webm").write_bytes(b"not a video")
+    out_dir = tiny_ssv2.parent / "other_flow"
+    assert main(["data", "flow", "--root", str(tiny_ssv2), "--out", str(out_dir), "--split", "train,validation"]) == 1
+    out = capsys.readouterr().out
+    assert _summary(out) == {"done": 3, "skipped": 0, "failed": 1}
+    assert f"failed videos:\n  {broken}: " in out and f"{broken}.webm" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == [v for v in videos if v != broken]
+
+
+@pytest.mark.parametrize("shard", ["2/2", "1", "a/b"])
+def test_data_flow_rejects_a_bad_shard(shard, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "flow", "--root", "unused", "--shard", shard])
+    assert "i/n" in capsys.readouterr().err

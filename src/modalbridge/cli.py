@@ -10,6 +10,7 @@ configs and dotted overrides; the other verbs are plain sub-commands::
     modalbridge recognize clip.mp4 --ckpt runs/actions/world/checkpoints/last.ckpt
     modalbridge recognize 123.webm --ckpt runs/layouts/world_stlt/checkpoints/last.ckpt --picture p.png
     modalbridge data prepare something-else /data/something-else --out /data/layouts
+    modalbridge data flow --root /data/something-something-v2 --shard 0/8   # stride-1 optical flow
     modalbridge models                    # list registered models
     modalbridge bench all
 """
@@ -157,6 +158,51 @@ def _data_prepare(args) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → ``(i, n)`` with ``0 <= i < n`` (an argparse type)."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def _data_flow(args) -> int:
+    import time
+
+    from modalbridge.core.worlds import resolve_root
+    from modalbridge.io.flow import extract_flow_tree
+    from modalbridge.io.something import SomethingSomething
+
+    dataset = SomethingSomething(resolve_root(args.root), variant=args.variant, flow_root=args.out)
+    splits = [name.strip() for name in args.split.split(",") if name.strip()]
+    ids = [video.id for split in splits for video in dataset.videos(split)]
+    started = time.perf_counter()
+    every = max(1, len(ids) // (100 * args.shard[1]))  # about 100 progress lines per shard
+
+    def progress(position: int, total: int, video_id: str, outcome: str) -> None:
+        if outcome == "failed" or position % every == 0 or position == total:
+            elapsed = time.perf_counter() - started
+            print(f"[{position}/{total}] {video_id}: {outcome} ({elapsed:.0f} s, "
+                  f"{position / max(elapsed, 1e-9):.1f} videos/s)", flush=True)
+
+    i, n = args.shard
+    print(f"flow: {dataset.variant} {'+'.join(splits)}, shard {i}/{n} of {len(dict.fromkeys(ids))} videos, "
+          f"method {args.method}, stride 1 → {dataset.flow_root}", flush=True)
+    summary = extract_flow_tree(ids, dataset.video_path, dataset.flow_root, stride=1, method=args.method,
+                                shard=args.shard, overwrite=args.overwrite, progress=progress)
+    print(f"done {len(summary.done)}, skipped {len(summary.skipped)}, failed {len(summary.failed)} of "
+          f"{summary.total} videos in {summary.seconds:.1f} s")
+    if summary.failed:
+        print("failed videos:")
+        for video_id, reason in summary.failed.items():
+            print(f"  {video_id}: {reason}")
+        return 1
+    return 0
+
+
 def _bench(args) -> int:
     from modalbridge.benchmarks import run_benchmarks
 
@@ -226,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--allow-pickle", action="store_true",
                    help="Action Genome ships pickles: read them (restricted unpickler) only with this flag")
     c.set_defaults(func=_data_prepare)
+    c = dsub.add_parser("flow", help="extract stride-1 optical flow JPEGs for SSv2 / Something-Else (--shard i/n)")
+    c.add_argument("--root", required=True, help="dataset folder (split lists + videos/) or world://...")
+    c.add_argument("--variant", default="ssv2", help="ssv2 | something-else/compositional | ... (split lists)")
+    c.add_argument("--split", default="train,validation", help="comma-separated splits whose videos to extract")
+    c.add_argument("--method", default="dis", choices=("dis", "farneback", "tvl1"),  # io.flow.FLOW_METHODS
+                   help="OpenCV flow: DIS (default, fast), Farneback, or TV-L1 (needs opencv-contrib)")
+    c.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: extract videos i::n only")
+    c.add_argument("--out", help="flow folder (default: <root>/flow)")
+    c.add_argument("--overwrite", action="store_true", help="recompute videos whose flow is already complete")
+    c.set_defaults(func=_data_flow)
     s = sub.add_parser("models", help="list registered models")
     s.add_argument("--task", default=None)
     s.set_defaults(func=_models)

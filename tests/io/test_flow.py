@@ -1,4 +1,7 @@
-"""Optical flow: recovery of a known shift, EPIC quantisation, JPEG layout, index mapping."""
+"""Optical flow: recovery of a known shift, EPIC quantisation, JPEG layout, index mapping, and the
+stride-1 Something-Something tree (one flow frame per decoded frame, shards, skips, failures)."""
+
+import shutil
 
 import cv2
 import numpy as np
@@ -10,15 +13,18 @@ from hypothesis import strategies as st
 from modalbridge.core.errors import MediaError
 from modalbridge.io.flow import (
     compute_flow,
+    count_flow_frames,
+    decode_to_flow_index,
     dequantise_flow,
     extract_ek_flow,
+    extract_flow_tree,
     flow_frame_path,
     quantise_flow,
     read_flow_frames,
     rgb_to_flow_index,
     write_flow_frames,
 )
-from modalbridge.io.video import write_video
+from modalbridge.io.video import probe, write_video
 
 
 def translating_square(num=4, shift=(3, 2), size=(96, 128)):
@@ -116,3 +122,73 @@ def test_extract_ek_flow_errors(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(MediaError):
         extract_ek_flow(bad, tmp_path / "flow")
+
+
+# --------------------------------------------------------------------------- SSv2 layout: stride 1, whole trees
+def test_decode_to_flow_index_golden():
+    assert decode_to_flow_index(np.array([0, 1, 5]), 5).tolist() == [1, 2, 5]  # clamped to the last frame
+    assert decode_to_flow_index(np.arange(4), 4).tolist() == [1, 2, 3, 4]
+
+
+def test_stride_one_tree_has_a_flow_frame_per_decoded_frame_with_the_right_sign(tmp_path):
+    """A square moving 3 px right per frame: N flow frames for N frames, u ≈ +3, v ≈ 0, the last repeated."""
+    num = 5
+    video = write_video(tmp_path / "clip.mp4", translating_square(num=num, shift=(3, 0)), fps=12)
+    summary = extract_flow_tree(["clip"], lambda vid: tmp_path / f"{vid}.mp4", tmp_path / "flow")
+    assert summary.done == ["clip"] and summary.total == 1 and not summary.failed
+    folder = tmp_path / "flow" / "clip"
+    assert count_flow_frames(folder) == num == probe(video).num_frames
+    assert not list((tmp_path / "flow").glob(".*"))  # no partial folder left behind
+    flow = dequantise_flow(read_flow_frames(folder, decode_to_flow_index(np.arange(num), num)))  # (N, H, W, 2)
+    inner = flow[:, 35:55, 45:65]  # inside the square in frames 0..4
+    assert inner[..., 0].mean(dim=(1, 2)).tolist() == pytest.approx([3.0] * num, abs=0.6)  # u: to the right
+    assert inner[..., 1].mean(dim=(1, 2)).abs().max() < 0.4  # v ≈ 0
+    assert torch.equal(flow[-1], flow[-2])  # flow frame N repeats N-1
+
+
+def test_count_flow_frames_errors(tmp_path):
+    with pytest.raises(MediaError, match="no frames"):
+        count_flow_frames(tmp_path / "absent")
+    write_flow_frames(torch.full((3, 2, 8, 8), 128, dtype=torch.uint8), tmp_path)
+    assert count_flow_frames(tmp_path) == 3
+    (tmp_path / "v" / "frame_0000000003.jpg").unlink()
+    with pytest.raises(MediaError, match="u holds 3 flow frames but v holds 2"):
+        count_flow_frames(tmp_path)
+
+
+def test_flow_tree_shards_cover_every_video_once_skip_done_ones_and_count_failures(tmp_path):
+    videos = {}
+    for k in range(3):
+        videos[f"v{k}"] = write_video(tmp_path / f"v{k}.mp4", translating_square(num=3 + k), fps=12)
+    videos["broken"] = tmp_path / "broken.webm"
+    videos["broken"].write_bytes(b"not a video")
+    ids = ["v0", "broken", "v1", "v2", "v1"]  # a duplicate is extracted once
+    out = tmp_path / "flow"
+    first = extract_flow_tree(ids, videos.__getitem__, out, shard=(0, 2))
+    second = extract_flow_tree(ids, videos.__getitem__, out, shard=(1, 2))
+    assert sorted(first.done + second.done) == ["v0", "v1", "v2"]
+    assert first.total + second.total == 4
+    assert list({**first.failed, **second.failed}) == ["broken"]
+    assert sorted(p.name for p in out.iterdir()) == ["v0", "v1", "v2"]  # failures leave no folder
+    assert [count_flow_frames(out / f"v{k}") for k in range(3)] == [3, 4, 5]
+
+    seen = []
+    again = extract_flow_tree(ids, videos.__getitem__, out, progress=lambda *a: seen.append(a))
+    assert again.done == [] and sorted(again.skipped) == ["v0", "v1", "v2"] and list(again.failed) == ["broken"]
+    assert [(p, t, o) for p, t, _, o in seen] == [(1, 4, "skipped"), (2, 4, "failed"), (3, 4, "skipped"),
+                                                (4, 4, "skipped")]
+    (out / "v1" / "u" / "frame_0000000004.jpg").unlink()  # incomplete: extracted again
+    shutil.rmtree(out / "v2")
+    redo = extract_flow_tree(["v0", "v1", "v2"], videos.__getitem__, out)
+    assert redo.done == ["v1", "v2"] and redo.skipped == ["v0"] and count_flow_frames(out / "v1") == 4
+    assert extract_flow_tree(["v0"], videos.__getitem__, out, overwrite=True).done == ["v0"]
+
+
+def test_flow_tree_rejects_bad_arguments_before_touching_a_video(tmp_path):
+    def never(video_id):
+        raise AssertionError("no video should be located")
+
+    with pytest.raises(ValueError, match="shard"):
+        extract_flow_tree(["a"], never, tmp_path, shard=(2, 2))
+    with pytest.raises(ValueError, match="unknown flow method"):
+        extract_flow_tree(["a"], never, tmp_path, method="magic")

@@ -1,8 +1,10 @@
 """Layout tensors (layout_fusion §2.7): id tables, tensoriser goldens, padding collate, the LayoutClips
-dataset (layout-only never decodes video) and the Something-Else layout data module on the kitchen world."""
+dataset (layout-only never decodes video; optical flow of the appearance clip) and the Something-Else layout
+data module on the kitchen world."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -13,6 +15,7 @@ import modalbridge.io.layouts as layouts_module
 from modalbridge.core.errors import DataError
 from modalbridge.io.boxes import Box, VideoLayout, normalise_box, write_layouts
 from modalbridge.io.datamodules import SomethingLayoutDataModule
+from modalbridge.io.flow import extract_flow_tree, read_flow_frames
 from modalbridge.io.layouts import (
     ACTION_GENOME,
     AG_CATEGORIES,
@@ -27,7 +30,8 @@ from modalbridge.io.layouts import (
     collate_layouts,
     tensorise_layout,
 )
-from modalbridge.io.samplers import layout_indices
+from modalbridge.io.samplers import appearance_indices, layout_indices
+from modalbridge.io.transforms import apply_flow
 from modalbridge.io.video import read_frames
 
 BATCH_KEYS = {"categories", "boxes", "scores", "frame_types", "lengths", "action", "index", "video_id", "skipped"}
@@ -264,9 +268,11 @@ def test_unreadable_video_raises_or_is_skipped(layout_dm, tmp_path):
 def test_bad_arguments():
     layout = _golden_layout()
     with pytest.raises(ValueError, match="modalities"):
-        LayoutClips([(layout, 0)], train=False, modalities=("flow",))
+        LayoutClips([(layout, 0)], train=False, modalities=("audio",))
     with pytest.raises(ValueError, match="video_path"):
         LayoutClips([(layout, 0)], train=False, modalities=("layout", "rgb"))
+    with pytest.raises(ValueError, match="flow_dir"):
+        LayoutClips([(layout, 0)], train=False, modalities=("layout", "flow"))
 
 
 def test_layout_datamodule_holds_out_training_videos_for_calibration():
@@ -285,3 +291,37 @@ def test_layout_datamodule_holds_out_training_videos_for_calibration():
     assert {x.id for x in again.make_dataset("train", train=False, part="holdout").layouts} == held_ids
     batch = next(iter(dm.holdout_dataloader()))
     assert batch["categories"].shape[0] == 8 and "index" in batch
+
+
+def test_appearance_flow_shares_frames_and_crop_with_rgb(tmp_path, monkeypatch):
+    """``flow`` next to ``rgb``: (3, Ta, S, S) flow of the same appearance frames under the same crop; flow
+    alone gives the same tensors without opening a video; a missing flow folder is an error naming it."""
+    dm = SomethingLayoutDataModule(batch_size=2, num_workers=0, modalities=("layout", "rgb", "flow"), size=32,
+                                   appearance_frames=8, flow_root=str(tmp_path / "flow"))
+    val = dm.make_dataset("validation", train=False)
+    ids = [layout.id for layout in val.layouts[:2]]
+    assert extract_flow_tree(ids, dm.dataset.video_path, tmp_path / "flow").done == ids
+    s = val[0]
+    assert s["rgb"].shape == s["flow"].shape == (3, 8, 32, 32) and "categories" in s
+    assert torch.all(s["flow"][2] == 0) and s["flow"].abs().max() <= 1
+    # evaluation view: flow frame i + 1 of each appearance frame i, short side ⌊32·1.15⌋ = 36, centre crop
+    video = read_frames(dm.dataset.video_path(ids[0]), [0])
+    length = len(list((tmp_path / "flow" / ids[0] / "u").iterdir()))
+    frames = appearance_indices(length, 8, 2, train=False)
+    params = centre_params(video.shape[1], video.shape[2], 32, 36)
+    expected = apply_flow(read_flow_frames(tmp_path / "flow" / ids[0], frames + 1), params)
+    torch.testing.assert_close(s["flow"], expected)
+    batch = collate_layouts([s, val[1]])
+    assert batch["flow"].shape == batch["rgb"].shape == (2, 3, 8, 32, 32)
+
+    items = list(zip(val.layouts[:2], val.labels[:2]))
+    kwargs = dict(train=True, size=32, appearance_frames=8, video_path=dm.dataset.video_path,
+                  flow_dir=dm.dataset.flow_dir, seed=5)
+    with_rgb = LayoutClips(items, modalities=("rgb", "flow"), **kwargs)
+    expected = [with_rgb[i]["flow"] for i in range(2)]
+    _forbid_video(monkeypatch)
+    alone = LayoutClips(items, modalities=("flow",), **kwargs)
+    for i in range(2):
+        assert torch.equal(alone[i]["flow"], expected[i]) and "rgb" not in alone[i]
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "flow" / val.layouts[2].id))):
+        val[2]

@@ -148,3 +148,16 @@ def test_something_else_variants(tmp_path):
         SomethingSomething(tmp_path, variant="sthelse")
     assert set(VARIANTS) >= {"ssv2", "something-else/compositional", "something-else/fewshot-base",
                              "something-else/fewshot-5shot", "something-else/fewshot-10shot"}
+
+
+def test_flow_dir_default_custom_root_and_missing_folder(tmp_path):
+    data = SomethingSomething(_ssv2(tmp_path))
+    assert data.flow_root == tmp_path / "flow"
+    with pytest.raises(DataError) as info:
+        data.flow_dir("78687")
+    assert str(tmp_path / "flow" / "78687") in str(info.value) and "modalbridge data flow" in str(info.value)
+    (tmp_path / "flow" / "78687").mkdir(parents=True)
+    assert data.flow_dir("78687") == tmp_path / "flow" / "78687"
+    elsewhere = SomethingSomething(tmp_path, flow_root=tmp_path / "ssv2_flow")
+    with pytest.raises(DataError, match="ssv2_flow"):
+        elsewhere.flow_dir("78687")

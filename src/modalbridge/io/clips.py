@@ -4,8 +4,9 @@ through several modalities, with one augmentation draw shared by the spatial one
 Modalities (keys of a sample):
 
 * ``rgb``   — float ``(3, T, S, S)``: decoded with PyAV, :class:`~modalbridge.io.transforms.ClipTransform`.
-* ``flow``  — float ``(3, T, S, S)``: EK u/v JPEGs (flow frame ``ceil(i/2)`` of RGB frame ``i``), the
-  SAME resize/crop/flip as ``rgb`` (u negated on flips), third channel zero.
+* ``flow``  — float ``(3, T, S, S)``: u/v JPEGs, the SAME time steps and resize/crop/flip as ``rgb``
+  (u negated on flips), third channel zero. EK: flow frame ``ceil(i/2)`` of RGB frame ``i`` (1-based);
+  SSv2 / Something-Else: flow frame ``i + 1`` of decode index ``i`` (stride-1 layout, :mod:`modalbridge.io.flow`).
 * ``audio`` — float ``(3, T, A, A)``: a log-mel window (1.116 s) centred on each sampled frame's time.
 * ``text``  — the narration (EK) or the label with object names (SSv2), a ``str``.
 
@@ -30,7 +31,7 @@ from torch.utils.data import Dataset
 from modalbridge.core.errors import DataError
 from modalbridge.io.audio import load_audio, spectrogram_windows
 from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment
-from modalbridge.io.flow import read_flow_frames, rgb_to_flow_index
+from modalbridge.io.flow import count_flow_frames, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.something import SomethingSomething, SomethingVideo
 from modalbridge.io.transforms import ClipTransform, apply_flow
@@ -61,8 +62,9 @@ class _AudioCache:
 
 class ClipDataset(Dataset):
     """Base class: subclasses implement ``_locate(index, rng)`` returning a :class:`ClipRef`-like dict
-    ``{"video": Path, "frames": 0-based decode indices (T,), "times": seconds (T,), "flow_dir": Path|None,
-    "flow_frames": 1-based flow indices (T,) | None, "text": str, "labels": {head: int}}``."""
+    ``{"video": Path, "frames": 0-based decode indices (T,), "times": seconds (T,) (``None`` allowed
+    without audio), "flow_dir": Path|None, "flow_frames": 1-based flow indices (T,) | None, "text": str,
+    "labels": {head: int}}``."""
 
     def __init__(self, *, modalities: tuple[str, ...] = ("rgb",), size: int = 224, train: bool,
                  scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = False, color_jitter: bool = True,
@@ -167,7 +169,13 @@ class EpicClips(ClipDataset):
 
 class SomethingClips(ClipDataset):
     """SSv2 / Something-Else videos: ``num_segments`` TSN segments over the whole video (no flips:
-    left/right classes). ``text`` is the label with the object names filled in."""
+    left/right classes). ``text`` is the label with the object names filled in.
+
+    ``flow`` reads ``dataset.flow_dir(id)`` (stride-1 layout: decode index ``i`` → flow frame ``i + 1``,
+    clamped to the folder's last frame) at the RGB time steps with the RGB crop. The TSN segments span
+    the video header's frame count, except when ``flow`` is requested without ``rgb``/``audio``: then
+    they span the flow folder's frame count and the video file is never opened (the two counts agree
+    for folders written by ``modalbridge data flow``, so flow-only teachers see the same time steps)."""
 
     def __init__(self, dataset: SomethingSomething, videos: list[SomethingVideo], *, num_segments: int = 16,
                  **kwargs):
@@ -175,6 +183,8 @@ class SomethingClips(ClipDataset):
         super().__init__(**kwargs)
         self.ss, self.videos, self.num_segments = dataset, videos, num_segments
         self._lengths: dict[str, tuple[int, float]] = {}
+        self._flow_lengths: dict[str, int] = {}
+        self.reads_video = bool({"rgb", "audio"} & set(self.modalities)) or "flow" not in self.modalities
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -186,10 +196,22 @@ class SomethingClips(ClipDataset):
             self._lengths[key] = (info.num_frames, info.fps)
         return self._lengths[key]
 
+    def _flow_length(self, flow_dir: Path) -> int:
+        key = str(flow_dir)
+        if key not in self._flow_lengths:
+            self._flow_lengths[key] = count_flow_frames(flow_dir)
+        return self._flow_lengths[key]
+
     def _locate(self, index, rng):
         video = self.videos[index]
-        path = self.ss.video_path(video.id)
-        length, fps = self._info(path)
+        flow_dir = self.ss.flow_dir(video.id) if "flow" in self.modalities else None
+        if self.reads_video:
+            path = self.ss.video_path(video.id)
+            length, fps = self._info(path)
+        else:  # flow without rgb/audio: the flow folder gives the length, no video is opened
+            path, length, fps = flow_dir, self._flow_length(flow_dir), None
         frames = tsn_indices(length, self.num_segments, train=self.train, rng=rng if self.train else None)
-        return {"video": path, "frames": frames, "times": frames / fps, "flow_dir": None, "flow_frames": None,
+        flow_frames = decode_to_flow_index(frames, self._flow_length(flow_dir)) if flow_dir is not None else None
+        times = frames / fps if fps is not None else None  # seconds, only needed by audio
+        return {"video": path, "frames": frames, "times": times, "flow_dir": flow_dir, "flow_frames": flow_frames,
                 "text": video.label, "labels": {"action": video.class_id}}

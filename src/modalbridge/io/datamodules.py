@@ -99,9 +99,9 @@ class EpicKitchensDataModule(SeededDataModule):
 class _SomethingLists:
     """The SSv2 / Something-Else label and split lists behind a data module (one ``action`` head)."""
 
-    def _read_something(self, root: str, variant: str) -> None:
+    def _read_something(self, root: str, variant: str, flow_root: str | None = None) -> None:
         self.root = resolve_root(root)
-        self.dataset = SomethingSomething(self.root, variant=variant)
+        self.dataset = SomethingSomething(self.root, variant=variant, flow_root=flow_root)
         self.heads = {"action": self.dataset.num_classes}
         self.class_names = {"action": list(self.dataset.classes)}
 
@@ -109,21 +109,32 @@ class _SomethingLists:
 class SomethingDataModule(_SomethingLists, SeededDataModule):
     """Something-Something V2 or Something-Else (single ``action`` head; never flipped).
 
-    ``variant``: "ssv2" or "something-else/compositional" (see :class:`~modalbridge.io.something.SomethingSomething`).
+    Args:
+        root: dataset folder (split lists + ``videos/``) or ``world://...``.
+        variant: "ssv2" or "something-else/compositional" (see :class:`~modalbridge.io.something.SomethingSomething`).
+        modalities: ``rgb``, ``flow`` (stride-1 u/v JPEGs written by ``modalbridge data flow``), ``text``.
+        flow_root: folder of ``<video_id>/{u,v}/`` flow (default ``root/flow``).
+        holdout: training videos (seeded choice) kept out of training for ensemble calibration (thesis
+            Ch. 7: Z = 1000); served by :meth:`holdout_dataloader`.
     """
 
     def __init__(self, root: str = "world://kitchen/ssv2", *, variant: str = "ssv2",
                  modalities: tuple[str, ...] = ("rgb",), num_segments: int = 16, size: int = 224,
                  scale_range: tuple[float, float] = (1.15, 1.43), color_jitter: bool = True,
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 16,
-                 num_workers: int = 2, seed: int = 0, on_error: str = "raise"):
+                 num_workers: int = 2, seed: int = 0, on_error: str = "raise", flow_root: str | None = None,
+                 holdout: int = 0):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
-        self._read_something(root, variant)
+        self.holdout = holdout
+        self._read_something(root, variant, flow_root)
 
-    def make_dataset(self, split: str, *, train: bool) -> SomethingClips:
+    def make_dataset(self, split: str, *, train: bool, part: str = "all") -> SomethingClips:
         hp = self.hparams
-        return SomethingClips(self.dataset, self.dataset.videos(split), modalities=tuple(hp.modalities),
+        videos = self.dataset.videos(split)
+        if split == hp.train_split:
+            videos = self.holdout_part(videos, "train" if train and part == "all" else part)
+        return SomethingClips(self.dataset, videos, modalities=tuple(hp.modalities),
                               num_segments=hp.num_segments, size=hp.size, train=train,
                               scale_range=tuple(hp.scale_range), color_jitter=hp.color_jitter, seed=hp.seed,
                               on_error=hp.on_error)
@@ -145,8 +156,9 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
             (``detections_smthsmth_part*.json``), or a path to a box-part JSON, a folder of parts (annotation
             parts if any, else detection parts), or a unified layout JSON. Videos without boxes are
             dropped (reference behaviour; count logged, ids in ``self.dropped[split]``).
-        modalities: ``("layout",)`` (never opens a video), plus ``"rgb"`` (appearance clip) and/or
-            ``"frames"`` (RGB at the layout frames).
+        modalities: ``("layout",)`` (never opens a video), plus ``"rgb"`` (appearance clip), ``"flow"`` (the
+            appearance clip's optical flow, from ``flow_root``) and/or ``"frames"`` (RGB at the layout frames).
+        flow_root: folder of ``<video_id>/{u,v}/`` stride-1 flow (default ``root/flow``; ``modalbridge data flow``).
         layout_frames: sampled layout frames (16); appearance_frames/appearance_stride: 32 / 2; size: 112.
         score_threshold: objects kept at ``score >= threshold``.
         detection_scores: keep the ``score`` of box-part labels; ``None`` = only for ``boxes="detections"``
@@ -164,11 +176,12 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
                  appearance_frames: int = 32, appearance_stride: int = 2, size: int = 112,
                  score_threshold: float = 0.5, detection_scores: bool | None = None, max_objects: int | None = None,
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 64,
-                 num_workers: int = 2, seed: int = 0, on_error: str = "raise", holdout: int = 0):
+                 num_workers: int = 2, seed: int = 0, on_error: str = "raise", holdout: int = 0,
+                 flow_root: str | None = None):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
         self.holdout = holdout
-        self._read_something(root, variant)
+        self._read_something(root, variant, flow_root)
         self._boxes: dict[str, list] | None = None
         self._sizes: dict[str, tuple[int, int]] = {}
         self.dropped: dict[str, list[str]] = {}
@@ -249,7 +262,7 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
                            num_frames=hp.layout_frames, score_threshold=hp.score_threshold,
                            max_objects=hp.max_objects, appearance_frames=hp.appearance_frames,
                            appearance_stride=hp.appearance_stride, size=hp.size, video_path=self.dataset.video_path,
-                           seed=hp.seed, on_error=hp.on_error)
+                           flow_dir=self.dataset.flow_dir, seed=hp.seed, on_error=hp.on_error)
 
 
 class ActionGenomeDataModule(SeededDataModule):

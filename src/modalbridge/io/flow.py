@@ -6,15 +6,29 @@ EPIC-KITCHENS ships flow as pairs of single-channel JPEGs ``u/frame_%010d.jpg`` 
 are stored linearly quantised: 128 ≈ no motion, ``±bound`` pixels → 0 / 255 (bound 20 px by
 default; the release does not state it, spec §2.1).
 
-:func:`extract_ek_flow` writes that layout for any video, so user data and the embedded worlds go
-through the same reader as the real release. ``method="dis"`` (OpenCV's DIS, preset FAST) is the
-default because it is in core OpenCV and ~50× faster than TV-L1 on a CPU; ``"tvl1"`` (the EPIC
-method) needs ``opencv-contrib-python-headless``.
+Something-Something V2 / Something-Else have no official flow release (the thesis authors ran
+TV-L1 themselves), so we define the layout: ``<root>/flow/<video_id>/{u,v}/frame_%010d.jpg``, the
+same quantised JPEG pairs, with **one flow frame per decoded RGB frame** (stride 1; spec §2.4: one
+flow image per RGB frame). For a video of ``N`` decoded frames, flow frame ``k`` (1-based, ``k < N``)
+is the flow from decoded frame ``k-1`` to ``k`` (0-based) and flow frame ``N`` repeats flow frame
+``N-1``, so 0-based decode index ``i`` reads flow frame ``i + 1`` (:func:`decode_to_flow_index`). :func:`extract_flow_tree` writes it for a list of videos
+(``modalbridge data flow``).
+
+:func:`extract_ek_flow` writes that layout for any video and any stride, so user data and the
+embedded worlds go through the same reader as the real release. ``method="dis"`` (OpenCV's DIS,
+preset FAST) is the default because it is in core OpenCV and ~50× faster than TV-L1 on a CPU;
+``"tvl1"`` (the EPIC method) needs ``opencv-contrib-python-headless``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -22,10 +36,13 @@ import cv2
 import numpy as np
 import torch
 
-from modalbridge.core.errors import MediaError
+from modalbridge.core.errors import DataError, MediaError
 
 __all__ = ["compute_flow", "quantise_flow", "dequantise_flow", "rgb_to_flow_index", "write_flow_frames",
-           "read_flow_frames", "extract_ek_flow", "flow_frame_path", "FLOW_METHODS"]
+           "read_flow_frames", "extract_ek_flow", "flow_frame_path", "count_flow_frames", "decode_to_flow_index",
+           "extract_flow_tree", "FlowTreeSummary", "FLOW_METHODS"]
+
+log = logging.getLogger(__name__)
 
 FLOW_METHODS = ("dis", "farneback", "tvl1")
 
@@ -103,6 +120,37 @@ def flow_frame_path(flow_dir: str | Path, component: str, index: int) -> Path:
     return Path(flow_dir) / component / f"frame_{int(index):010d}.jpg"
 
 
+def count_flow_frames(flow_dir: str | Path) -> int:
+    """Number of flow frame pairs in ``flow_dir`` (files ``u/frame_*.jpg``, checked against ``v/``).
+
+    :class:`MediaError` naming the folder when it holds no frames or ``u`` and ``v`` differ in count.
+    """
+    counts = []
+    for component in ("u", "v"):
+        folder = Path(flow_dir) / component
+        try:
+            with os.scandir(folder) as entries:
+                counts.append(sum(1 for e in entries if e.name.startswith("frame_") and e.name.endswith(".jpg")))
+        except FileNotFoundError:
+            raise MediaError("flow folder has no frames", path=folder) from None
+    if counts[0] != counts[1]:
+        raise MediaError(f"u holds {counts[0]} flow frames but v holds {counts[1]}", path=flow_dir)
+    if counts[0] == 0:
+        raise MediaError("flow folder has no frames", path=flow_dir)
+    return counts[0]
+
+
+def decode_to_flow_index(frames: np.ndarray, num_flow_frames: int) -> np.ndarray:
+    """0-based decode indices ``(T,)`` → 1-based flow frame numbers ``(T,)`` of a stride-1 folder.
+
+    Decoded frame ``i`` reads flow frame ``i + 1``, the flow from frame ``i`` to ``i + 1`` (the last
+    frame reads the repeated flow of the frame before it). Clamped to ``num_flow_frames``, as decoding
+    repeats the last frame when a video header over-states its length. Golden: ``[0, 1, 5]`` with 5
+    flow frames → ``[1, 2, 5]``.
+    """
+    return np.minimum(np.asarray(frames, dtype=np.int64) + 1, int(num_flow_frames))
+
+
 def write_flow_frames(flow: torch.Tensor | np.ndarray, out_dir: str | Path, start_index: int = 1, *,
                       quality: int = 95) -> int:
     """Write quantised flow ``(T, 2, H, W)`` uint8 as EPIC JPEG pairs, numbered from ``start_index``.
@@ -159,7 +207,8 @@ def extract_ek_flow(video_path: str | Path, out_dir: str | Path, *, stride: int 
     flow frames; the last one would start at the last sampled frame, which has no successor in
     the video, so it repeats the previous flow (zero motion for a one-frame video). Flow is
     computed on the decoder's luma plane. The video is streamed: only two greyscale frames are
-    held in memory.
+    held in memory. ``stride=1`` writes the Something-Something layout (one flow frame per decoded
+    frame, see the module docstring).
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -203,3 +252,82 @@ def extract_ek_flow(video_path: str | Path, out_dir: str | Path, *, stride: int 
         for _ in range(needed - written):
             written += write_flow_frames(last_q, out_dir, written + 1, quality=quality)
     return written
+
+
+@dataclass
+class FlowTreeSummary:
+    """Outcome of :func:`extract_flow_tree`: video ids per outcome, each failure with its reason, wall time."""
+
+    total: int = 0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _is_complete(folder: Path, video: Path, stride: int) -> bool:
+    """Whether ``folder`` already holds ``ceil(N / stride)`` u and v frames, N = the video header's frame count."""
+    from modalbridge.io.video import probe
+
+    if not folder.is_dir():
+        return False
+    try:
+        found = count_flow_frames(folder)
+    except MediaError:
+        return False
+    return found == math.ceil(probe(video).num_frames / stride)
+
+
+def extract_flow_tree(video_ids: Sequence[str], video_path: Callable[[str], Path], out_root: str | Path, *,
+                      stride: int = 1, method: str = "dis", shard: tuple[int, int] = (0, 1),
+                      overwrite: bool = False, bound: float = 20.0, quality: int = 95,
+                      progress: Callable[[int, int, str, str], None] | None = None) -> FlowTreeSummary:
+    """Extract flow JPEG pairs for one shard of ``video_ids`` into ``out_root/<video_id>/{u,v}/``.
+
+    Shard ``(i, n)`` takes ``ids[i::n]`` of the de-duplicated list (first occurrence kept), so the
+    ``n`` shards of one list cover every video exactly once and can run as separate processes.
+    ``video_path(video_id)`` locates each file (an error there counts as a failure of that video).
+    A video is skipped, unless ``overwrite``, when its folder already holds ``ceil(N / stride)``
+    frame pairs with ``N`` the frame count of the video's header
+    (:func:`~modalbridge.io.video.probe`; a header that misstates the length makes the video be
+    extracted again). Each video is written to ``out_root/.<video_id>.partial`` and renamed when
+    complete, so an interrupted run never leaves a half-written folder. A video that is missing or
+    cannot be decoded is logged, recorded in ``FlowTreeSummary.failed`` and the others go on.
+
+    ``progress(position, total, video_id, outcome)`` is called after each video with ``outcome`` in
+    ``done``/``skipped``/``failed``. ``method``/``bound``/``quality`` as in :func:`extract_ek_flow`;
+    an unknown method or a missing TV-L1 build raises before any video is touched.
+    """
+    index, count = (int(x) for x in shard)
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+    _flow_fn(method)  # fail fast on an unknown method or a missing contrib build
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    mine = list(dict.fromkeys(str(v) for v in video_ids))[index::count]
+    summary = FlowTreeSummary(total=len(mine))
+    start = time.perf_counter()
+    for position, video_id in enumerate(mine, 1):
+        final, partial = out_root / video_id, out_root / f".{video_id}.partial"
+        try:
+            path = Path(video_path(video_id))
+            if not overwrite and _is_complete(final, path, stride):
+                outcome = "skipped"
+            else:
+                shutil.rmtree(partial, ignore_errors=True)
+                extract_ek_flow(path, partial, stride=stride, method=method, bound=bound, quality=quality)
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(partial, final)
+                outcome = "done"
+        except (DataError, OSError) as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            log.warning("flow of video %s failed: %s", video_id, exc)
+            summary.failed[video_id] = str(exc)
+            outcome = "failed"
+        if outcome != "failed":
+            getattr(summary, outcome).append(video_id)
+        if progress is not None:
+            progress(position, len(mine), video_id, outcome)
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -34,8 +34,9 @@ from torch.utils.data import Dataset
 
 from modalbridge.core.errors import DataError
 from modalbridge.io.boxes import VideoLayout, clean_boxes, coarse_category
+from modalbridge.io.flow import count_flow_frames, decode_to_flow_index, read_flow_frames
 from modalbridge.io.samplers import appearance_indices, layout_indices
-from modalbridge.io.transforms import ClipParams, ClipTransform, _resized_size
+from modalbridge.io.transforms import ClipParams, ClipTransform, _resized_size, apply_flow
 from modalbridge.io.video import probe, read_frames
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ AG_CATEGORIES: dict[str, int] = {"pad": 0, "cls": 1, **{name: i + 2 for i, name 
 #: Action Genome frame types.
 AG_FRAME_TYPES: dict[str, int] = {"pad": 0, "regular": 1, "extract": 2, "empty": 3}
 
-LAYOUT_MODALITIES = ("layout", "rgb", "frames")
+LAYOUT_MODALITIES = ("layout", "rgb", "flow", "frames")
 ON_ERROR = ("raise", "skip")
 #: appearance recipe (§4): short side resized to ⌊size · 1.15⌋ in training and evaluation
 RESIZE_SCALE = 1.15
@@ -261,7 +262,7 @@ def collate_layouts(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     Frames past a clip's length become ``pad`` frames (type 0) holding only a class object (slot 0
     copied from the clip's own slot 0, box ``[0, 0, 1, 1]``, score 1); the slot axis is padded to the
     widest clip with category 0. ``frames`` (T, 3, S, S) is zero-padded on the frame axis. Labels: ints →
-    (B,) int64, arrays → (B, C) float32.
+    (B,) int64, arrays → (B, C) float32. ``rgb``/``flow`` appearance clips are stacked to (B, 3, T, S, S).
     """
     kept = [s for s in samples if s is not None]
     batch: dict[str, Any] = {"skipped": len(samples) - len(kept)}
@@ -270,8 +271,9 @@ def collate_layouts(samples: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     first = kept[0]
     if "categories" in first:
         batch.update(_pad_layouts(kept))
-    if "rgb" in first:
-        batch["rgb"] = torch.stack([torch.as_tensor(s["rgb"]) for s in kept])
+    for key in ("rgb", "flow"):
+        if key in first:
+            batch[key] = torch.stack([torch.as_tensor(s[key]) for s in kept])
     if "frames" in first:
         frames = [torch.as_tensor(s["frames"]) for s in kept]
         out = frames[0].new_zeros((len(kept), max(f.shape[0] for f in frames), *frames[0].shape[1:]))
@@ -329,11 +331,15 @@ class LayoutClips(Dataset):
     segment sampling seeded by ``(seed, epoch, index)``; evaluation: deterministic), ``label_key`` → the
     label, ``index`` and ``video_id``; with ``"rgb"`` in ``modalities`` the appearance clip
     ``(3, appearance_frames, size, size)`` at :func:`~modalbridge.io.samplers.appearance_indices` over the
-    decoded frames; with ``"frames"`` the RGB frames at the layout indices ``(n + 1, 3, size, size)``
-    (layout frame ``i`` = decoded frame ``i``; the extract frame is zeros). Augmentation (§4): short side
-    ``⌊size · 1.15⌋``, one random crop and one colour jitter per clip (train), centre crop (eval),
-    mean/std 0.5, no flip; ``rgb`` and ``frames`` share the draw. Without ``"rgb"``/``"frames"`` no video
-    file is ever opened. Unreadable media: :class:`DataError`, or ``None`` with ``on_error="skip"``.
+    decoded frames; with ``"flow"`` the optical flow of the same appearance frames, ``(3, appearance_frames,
+    size, size)`` with channels (u, v, 0) in [-1, 1] (:func:`~modalbridge.io.transforms.apply_flow`; stride-1
+    folders from ``flow_dir(video_id)``: decoded frame ``i`` → flow frame ``i + 1``); with ``"frames"`` the
+    RGB frames at the layout indices ``(n + 1, 3, size, size)`` (layout frame ``i`` = decoded frame ``i``;
+    the extract frame is zeros). Augmentation (§4): short side ``⌊size · 1.15⌋``, one random crop and one
+    colour jitter per clip (train), centre crop (eval), mean/std 0.5, no flip; ``rgb``, ``flow`` and
+    ``frames`` share the draw (colour jitter does not apply to flow). Without ``"rgb"``/``"frames"`` no
+    video file is ever opened: flow alone takes the appearance frames over the flow folder's frame count.
+    Unreadable media: :class:`DataError`, or ``None`` with ``on_error="skip"``.
 
     Indices ``epoch * len(self) + index`` (from :class:`~modalbridge.core.data.EpochSampler`) select the
     epoch of the training draws.
@@ -343,8 +349,8 @@ class LayoutClips(Dataset):
                  scheme: LayoutScheme = SSV2, modalities: Sequence[str] = ("layout",), num_frames: int = 16,
                  score_threshold: float = 0.5, max_objects: int | None = None, appearance_frames: int = 32,
                  appearance_stride: int = 2, size: int = 112, color_jitter: bool = True,
-                 video_path: Callable[[str], Path] | None = None, label_key: str = "action", seed: int = 0,
-                 on_error: str = "raise"):
+                 video_path: Callable[[str], Path] | None = None, flow_dir: Callable[[str], Path] | None = None,
+                 label_key: str = "action", seed: int = 0, on_error: str = "raise"):
         modalities = tuple(modalities)
         unknown = set(modalities) - set(LAYOUT_MODALITIES)
         if unknown or not modalities:
@@ -354,6 +360,8 @@ class LayoutClips(Dataset):
         self.needs_video = "rgb" in modalities or "frames" in modalities
         if self.needs_video and video_path is None:
             raise ValueError("modalities 'rgb'/'frames' need video_path (video id -> file)")
+        if "flow" in modalities and flow_dir is None:
+            raise ValueError("modality 'flow' needs flow_dir (video id -> folder of u/ and v/ JPEGs)")
         self.layouts = [layout for layout, _ in items]
         self.labels = [label for _, label in items]
         self.tensoriser = LayoutTensoriser(self.layouts, scheme, score_threshold=score_threshold,
@@ -361,11 +369,12 @@ class LayoutClips(Dataset):
         self.scheme, self.modalities, self.train = scheme, modalities, train
         self.num_frames, self.appearance_frames, self.appearance_stride = num_frames, appearance_frames, \
             appearance_stride
-        self.size, self.video_path, self.label_key = int(size), video_path, label_key
+        self.size, self.video_path, self.flow_dir, self.label_key = int(size), video_path, flow_dir, label_key
         self.seed, self.on_error = seed, on_error
         self.transform = ClipTransform(self.size, train=train, scale_range=(RESIZE_SCALE, RESIZE_SCALE),
                                        flip=False, color_jitter=color_jitter, mean=MEAN_STD, std=MEAN_STD)
         self._lengths: dict[str, int] = {}
+        self._flow_lengths: dict[str, int] = {}
 
     @property
     def max_objects(self) -> int:
@@ -389,7 +398,7 @@ class LayoutClips(Dataset):
         label = self.labels[index]
         sample[self.label_key] = int(label) if isinstance(label, int | np.integer) else label
         sample["index"], sample["video_id"] = index, layout.id
-        if not self.needs_video:
+        if not self.needs_video and "flow" not in self.modalities:
             return sample
         try:
             sample.update(self._appearance(layout.id, frames, rng))
@@ -406,18 +415,33 @@ class LayoutClips(Dataset):
             self._lengths[key] = probe(path).num_frames
         return self._lengths[key]
 
+    def _flow_length(self, folder: Path) -> int:
+        key = str(folder)
+        if key not in self._flow_lengths:
+            self._flow_lengths[key] = count_flow_frames(folder)
+        return self._flow_lengths[key]
+
     def _appearance(self, video_id: str, layout_frames: np.ndarray, rng: np.random.Generator
                     ) -> dict[str, torch.Tensor]:
-        path = self.video_path(video_id)
-        wanted = []
-        if "rgb" in self.modalities:
-            length = max(self._decoded_length(path), 1)
-            wanted.append(appearance_indices(length, self.appearance_frames, self.appearance_stride,
-                                             train=self.train, rng=rng if self.train else None))
-        if "frames" in self.modalities:
-            wanted.append(layout_frames)
-        video = read_frames(path, np.concatenate(wanted))  # (T, H, W, 3) uint8, one decode for both
-        height, width = int(video.shape[1]), int(video.shape[2])
+        """``rgb``/``flow`` (3, Ta, S, S) and ``frames`` (n + 1, 3, S, S) of one video, one crop draw for all."""
+        path = self.video_path(video_id) if self.needs_video else None
+        folder = self.flow_dir(video_id) if "flow" in self.modalities else None
+        appearance = None
+        if "rgb" in self.modalities or folder is not None:
+            # the decoded length when the video is read anyway, else the flow folder's (no video opened)
+            length = self._decoded_length(path) if path is not None else self._flow_length(folder)
+            appearance = appearance_indices(max(length, 1), self.appearance_frames, self.appearance_stride,
+                                            train=self.train, rng=rng if self.train else None)
+        video = None
+        if path is not None:
+            wanted = [appearance] if "rgb" in self.modalities else []
+            if "frames" in self.modalities:
+                wanted.append(layout_frames)
+            video = read_frames(path, np.concatenate(wanted))  # (T, H, W, 3) uint8, one decode for both
+        flow = None
+        if folder is not None:
+            flow = read_flow_frames(folder, decode_to_flow_index(appearance, self._flow_length(folder)))
+        height, width = (int(x) for x in (video if video is not None else flow).shape[1:3])
         if self.train:
             params = self.transform.sample_params(height, width, rng)
         else:
@@ -427,6 +451,8 @@ class LayoutClips(Dataset):
         if "rgb" in self.modalities:
             out["rgb"] = self.transform(video[: self.appearance_frames], params)  # (3, Ta, S, S)
             start = self.appearance_frames
+        if flow is not None:
+            out["flow"] = apply_flow(flow, params)  # (3, Ta, S, S): u, v, 0
         if "frames" in self.modalities:
             per_frame = self.transform(video[start:], params).permute(1, 0, 2, 3)  # (n, 3, S, S)
             out["frames"] = torch.cat([per_frame, per_frame.new_zeros((1, *per_frame.shape[1:]))])

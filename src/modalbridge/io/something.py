@@ -6,6 +6,11 @@
   "template": "Holding [something] next to [something]", "placeholders": ["potato", "vicks vaporub bottle"]},
   …]``; test lists hold only ``{"id": …}``.
 
+Optical flow (no official release; our layout, see :mod:`modalbridge.io.flow`):
+``<root>/flow/<video_id>/{u,v}/frame_%010d.jpg``, quantised JPEG pairs (128 = no motion, ±20 px), one
+flow frame per decoded RGB frame: 0-based decode index ``i`` reads flow frame ``i + 1``. Written by
+``modalbridge data flow`` (:func:`~modalbridge.io.flow.extract_flow_tree`).
+
 Errors are :class:`~modalbridge.core.errors.DataError` naming the file and the place in it as a JSON path:
 ``field [5].template`` is the ``template`` of the 6th entry (index 5, 0-based as in the JSON list).
 """
@@ -191,13 +196,16 @@ class SomethingSomething:
     ``"something-else/compositional"`` reads ``compositional/{labels,train,validation}.json`` and the
     ``"something-else/fewshot-{base,5shot,10shot}"`` variants read the few-shot files under ``fewshot/``.
     Videos live in ``root/videos/<id>.webm`` (``.mp4`` also accepted), or in the official archive folder
-    ``root/20bn-something-something-v2/``. Files are read lazily and cached.
+    ``root/20bn-something-something-v2/``. Optical flow lives in ``flow_root/<id>/{u,v}/`` (default
+    ``flow_root = root/flow``; Something-Else may point it at the SSv2 flow folder, the videos are the same).
+    Files are read lazily and cached.
     """
 
-    def __init__(self, root: PathLike, *, variant: str = "ssv2"):
+    def __init__(self, root: PathLike, *, variant: str = "ssv2", flow_root: PathLike | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         self.root = Path(root)
+        self.flow_root = Path(flow_root).expanduser() if flow_root is not None else self.root / "flow"
         self.variant = variant
         self.labels_file, self.split_files = VARIANTS[variant]
         self._labels: dict[str, int] | None = None
@@ -246,3 +254,11 @@ class SomethingSomething:
     def video_path(self, video_id: str) -> Path:
         """The video file of ``video_id``; DataError listing the places tried when absent."""
         return first_existing(self.video_candidates(video_id), f"video {video_id}", root=self.root)
+
+    def flow_dir(self, video_id: str) -> Path:
+        """``flow_root/<video_id>`` (holding ``u/`` and ``v/``); DataError naming it when the folder is absent."""
+        path = self.flow_root / video_id
+        if not path.is_dir():
+            raise DataError(f"no optical flow for video {video_id}; extract it with `modalbridge data flow --root "
+                            f"{self.root} --variant {self.variant} --out {self.flow_root}`", path=path)
+        return path

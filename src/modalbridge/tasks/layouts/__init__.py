@@ -14,6 +14,8 @@ key                       shape / dtype         meaning
 ``frame_types``           (B, T) int64          0 = pad; SSv2 start 1 / regular 2 / empty 3 / extract 4
 ``lengths``               (B,) int64            real frames incl. the final "extract" frame (n + 1)
 ``rgb``                   (B, 3, Ta, S, S)      appearance clip (32 frames stride 2 in the paper)
+``flow``                  (B, 3, Ta, S, S)      optional: the appearance clip's optical flow (u, v, 0), same crop
+                                                (for a distillation flow teacher; no layout model reads it)
 ``frames``                (B, T, 3, S, S)       RGB at the layout frame indices (PFF/PBF; zeros at extract/pad)
 ``action``                (B,) int64 | (B, C)   class index (SSv2) or multi-hot float (Action Genome)
 ``index``                 (B,) int64            clip index in the split (metrics, DDP de-duplication)
