@@ -98,3 +98,41 @@ def test_data_flow_rejects_a_bad_shard(shard, capsys):
     with pytest.raises(SystemExit):
         main(["data", "flow", "--root", "unused", "--shard", shard])
     assert "i/n" in capsys.readouterr().err
+
+
+def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_videos(tiny_ssv2, tmp_path, capsys):
+    """``distill-cache --dataset ssv2`` over the whole train split (2 shards + merge); a student whose data module
+    holds one video out finds each remaining clip's row by its video id, not by its position."""
+    import torch
+
+    from modalbridge.core.data import collate_skipping
+    from modalbridge.core.engine import ModalityClassifierModule
+    from modalbridge.io.datamodules import SomethingDataModule
+    from modalbridge.tasks.distill.module import DistillModule
+
+    assert main(["data", "flow", "--root", str(tiny_ssv2)]) == 0
+    # seed 2 holds out the FIRST training video, so the training positions of the other two shift by one
+    dm = SomethingDataModule(str(tiny_ssv2), modalities=("rgb", "flow"), num_segments=4, size=32, holdout=1, seed=2)
+    ckpts = []
+    for seed, modality in enumerate(("rgb", "flow")):
+        torch.manual_seed(seed)
+        m = ModalityClassifierModule("r3d_tiny", dm.heads, modality=modality)
+        ckpts.append(str(tmp_path / f"{modality}.ckpt"))
+        torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict(),
+                    "modalbridge_class": "ModalityClassifierModule"}, ckpts[-1])
+    common = ["distill-cache", "--dataset", "ssv2", "--root", str(tiny_ssv2), "--teachers", *ckpts,
+              "--num-frames", "4", "--size", "32", "--num-workers", "0"]
+    for i in range(2):
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}.safetensors")]) == 0
+    merged = tmp_path / "train.safetensors"
+    assert main(["distill-cache", "--merge", str(tmp_path / "part0.safetensors"), str(tmp_path / "part1.safetensors"),
+                 "--out", str(merged)]) == 0
+    capsys.readouterr()
+
+    live = DistillModule("r3d_tiny", dm.heads, teachers=ckpts, weighting="uniform")
+    cached = DistillModule("r3d_tiny", dm.heads, teachers=ckpts, weighting="uniform", teacher_cache=str(merged))
+    train = dm.make_dataset("train", train=False, part="train")  # 2 of the 3 training videos
+    full = dm.make_dataset("train", train=False, part="all")
+    assert len(train) == 2 and train.clip_ids() == full.clip_ids()[1:]
+    batch = collate_skipping([train[i] for i in range(len(train))])
+    assert torch.allclose(cached.teacher_logits(batch)["action"], live.teacher_logits(batch)["action"], atol=1e-5)

@@ -223,7 +223,7 @@ def _distill_cache(args) -> int:
 
     import torch
 
-    from modalbridge.io.datamodules import EpicKitchensDataModule
+    from modalbridge.io.datamodules import EpicKitchensDataModule, SomethingDataModule
     from modalbridge.tasks.distill.module import load_teacher, merge_logit_shards, precompute_teacher_logits
 
     if args.merge:
@@ -234,10 +234,15 @@ def _distill_cache(args) -> int:
         weights = {h: torch.tensor(w) for h, w in json.loads(Path(args.weights).read_text()).items()}
     else:
         weights = {h: torch.full((len(teachers),), 1 / len(teachers)) for h in teachers[0].heads}
-    i, n = (int(x) for x in args.shard.split("/"))
-    dm = EpicKitchensDataModule(args.root, modalities=tuple(dict.fromkeys(["rgb", *[t.input_key for t in teachers]])),
-                                num_frames=args.num_frames, stride=args.stride, size=args.size,
-                                audio_size=args.size)
+    i, n = args.shard
+    modalities = tuple(dict.fromkeys(["rgb", *[t.input_key for t in teachers]]))
+    if args.dataset == "epic-kitchens-100":
+        dm = EpicKitchensDataModule(args.root, modalities=modalities, num_frames=args.num_frames, stride=args.stride,
+                                    size=args.size, audio_size=args.size)
+    else:  # ssv2 / something-else: TSN segments as the student's SomethingDataModule samples them
+        variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
+        dm = SomethingDataModule(args.root, variant=variant, modalities=modalities, num_segments=args.num_frames,
+                                 size=args.size, flow_root=args.flow_root)
     dataset = dm.make_dataset(args.split, train=False)
     out = precompute_teacher_logits(teachers, weights, dataset, args.out, shard=(i, n),
                                     batch_size=args.batch_size, num_workers=args.num_workers)
@@ -295,14 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("distill-cache", help="precompute teacher-ensemble logits for distillation (--shard i/n)")
     s.add_argument("--teachers", nargs="+", default=[], help="teacher .ckpt files")
     s.add_argument("--weights", help="JSON {head: [w_1..w_M]} (default: uniform)")
-    s.add_argument("--root", default="world://kitchen/ek100", help="EPIC-KITCHENS-100 folder")
+    s.add_argument("--dataset", default="epic-kitchens-100", choices=("epic-kitchens-100", "ssv2", "something-else"))
+    s.add_argument("--root", default="world://kitchen/ek100", help="the dataset's folder")
+    s.add_argument("--variant", help="SSv2 split variant (default: ssv2 / something-else/compositional)")
+    s.add_argument("--flow-root", help="SSv2 optical flow folder (default <root>/flow)")
     s.add_argument("--split", default="train")
-    s.add_argument("--num-frames", type=int, default=32)
-    s.add_argument("--stride", type=int, default=2)
+    s.add_argument("--num-frames", type=int, default=32, help="frames per clip (SSv2: TSN segments)")
+    s.add_argument("--stride", type=int, default=2, help="EK frame stride")
     s.add_argument("--size", type=int, default=224)
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--num-workers", type=int, default=2)
-    s.add_argument("--shard", default="0/1", help="i/n: compute rows i::n only")
+    s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: compute rows i::n only")
     s.add_argument("--merge", nargs="+", help="merge these shard files into --out instead")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_distill_cache)

@@ -84,6 +84,14 @@ class ClipDataset(Dataset):
     def rng(self, index: int, epoch: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch if self.train else 0, index])
 
+    def clip_id(self, index: int) -> str:
+        """The dataset's own name of clip ``index`` (EK ``narration_id``, SSv2 video id): what keys cached
+        teacher logits, so a cache written over a whole split serves any subset of it."""
+        raise NotImplementedError
+
+    def clip_ids(self) -> list[str]:
+        return [self.clip_id(i) for i in range(len(self))]
+
     def _locate(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -100,7 +108,7 @@ class ClipDataset(Dataset):
             return None
 
     def _load(self, index: int, ref: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        sample: dict[str, Any] = {"index": index, **ref["labels"]}
+        sample: dict[str, Any] = {"index": index, "clip_id": self.clip_id(index), **ref["labels"]}
         params = None
         if "rgb" in self.modalities or "flow" in self.modalities:
             if "rgb" in self.modalities:
@@ -137,6 +145,9 @@ class EpicClips(ClipDataset):
 
     def __len__(self) -> int:
         return len(self.segments)
+
+    def clip_id(self, index: int) -> str:
+        return self.segments[index].narration_id
 
     def _rate(self, video_id: str) -> tuple[float, float]:
         """(annotation frame rate, native fps); 1:1 when EPIC_100_video_info.csv is absent."""
@@ -188,6 +199,9 @@ class SomethingClips(ClipDataset):
 
     def __len__(self) -> int:
         return len(self.videos)
+
+    def clip_id(self, index: int) -> str:
+        return self.videos[index].id
 
     def _info(self, path: Path) -> tuple[int, float]:
         key = str(path)

@@ -383,6 +383,10 @@ class LayoutClips(Dataset):
     def __len__(self) -> int:
         return len(self.layouts)
 
+    def clip_ids(self) -> list[str]:
+        """Video ids in dataset order (the ``video_id`` of each sample; keys of cached teacher logits)."""
+        return [layout.id for layout in self.layouts]
+
     def rng(self, index: int, epoch: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch if self.train else 0, index])
 

@@ -105,21 +105,32 @@ def test_sharded_logit_cache_round_trip(teachers, tmp_path):
     m = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform")
 
     class DS(torch.utils.data.Dataset):
+        """5 clips with different inputs, named c0..c4."""
+
         def __len__(self):
             return 5
 
+        def clip_ids(self):
+            return [f"c{i}" for i in range(5)]
+
         def __getitem__(self, i):
-            b = _batch(1)
-            return {k: v[0] for k, v in b.items()} | {"index": i}
+            g = torch.Generator().manual_seed(i)
+            return {"rgb": torch.randn(3, 4, 32, 32, generator=g), "flow": torch.randn(3, 4, 32, 32, generator=g),
+                    "verb": 0, "noun": 1, "index": i, "clip_id": f"c{i}"}
 
     w = {h: m.ensemble.weight(h) for h in HEADS}
     shards = [precompute_teacher_logits(m.teachers, w, DS(), tmp_path / f"s{i}.safetensors", shard=(i, 2))
               for i in range(2)]
     merged = merge_logit_shards(shards, tmp_path / "all.safetensors")
     cached = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform", teacher_cache=str(merged))
-    b = _batch(1)
-    b["index"] = torch.tensor([3])
+    # a training set without clip c0 (held out): its clip c3 sits at index 2, the cache finds it by id
+    sample = DS()[3]
+    b = {k: (v.unsqueeze(0) if torch.is_tensor(v) else torch.tensor([v])) for k, v in sample.items() if k != "clip_id"}
+    b["index"], b["clip_id"] = torch.tensor([2]), ["c3"]
     assert torch.allclose(cached.teacher_logits(b)["verb"], m.teacher_logits(b)["verb"], atol=1e-5)
+    b["clip_id"] = ["someone-else's clip"]
+    with pytest.raises(KeyError, match="not in the teacher cache"):
+        cached.teacher_logits(b)
     with pytest.raises(ValueError, match="rows missing"):
         merge_logit_shards(shards[:1], tmp_path / "partial.safetensors")
 

@@ -15,12 +15,14 @@ baseline is one) or :class:`LanguageTeacherModule`; they load with ``weights_onl
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -218,7 +220,7 @@ class DistillModule(ClassifierModule):
                 raise ValueError("regression_weight > 0 needs a language teacher among the teachers")
             self._language = lang[0]
             self.reg_head = RegressionHead(self.model.feature_dim, lang[0].module.model.text_dim)
-        self._cache = load_file(teacher_cache) if teacher_cache else None
+        self._cache, self._cache_rows = load_logit_cache(teacher_cache) if teacher_cache else (None, {})
         self.fallbacks = 0
 
     # ------------------------------------------------------------------ teachers and ensemble
@@ -251,7 +253,14 @@ class DistillModule(ClassifierModule):
 
     def teacher_logits(self, batch: dict[str, Any]) -> dict[str, torch.Tensor] | None:
         if self._cache is not None:
-            idx = batch["index"].cpu()
+            clips = batch.get("clip_id", batch.get("video_id"))
+            if clips is None:
+                raise KeyError("cached teacher logits are looked up by clip id; the batch has no clip_id/video_id")
+            try:
+                idx = torch.tensor([self._cache_rows[c] for c in clips])
+            except KeyError as exc:
+                raise KeyError(f"clip {exc.args[0]!r} is not in the teacher cache {self.hparams.teacher_cache} "
+                               "(computed over another split or dataset?)") from None
             return {h: self._cache[h][idx].to(self.device) for h in self.heads}
         if not self._teachers:
             return None
@@ -316,12 +325,16 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
                               *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
                               num_workers: int = 0) -> Path:
     """Ensemble logits of every clip of ``dataset`` (use an eval-transform dataset) → safetensors
-    ``{head: (N, C)}`` rows indexed by clip index. ``shard=(i, n)`` computes rows ``i::n`` only (rows of
-    other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`."""
+    ``{head: (N, C)}``, row ``k`` = clip ``k`` of ``dataset``, with the clips' ids (``dataset.clip_ids()``:
+    EK narration ids, SSv2 video ids) in the file's metadata: training looks rows up by id, so a cache over a
+    whole split serves a training set with held-out clips removed. ``shard=(i, n)`` computes rows ``i::n`` only
+    (rows of other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`."""
     from torch.utils.data import DataLoader, Subset
 
     from modalbridge.core.data import collate_skipping
 
+    if not hasattr(dataset, "clip_ids"):
+        raise TypeError(f"{type(dataset).__name__} has no clip_ids(): cached logits are keyed by clip id")
     i, n = shard
     ids = list(range(i, len(dataset), n))
     ensemble = LogitEnsemble([t.name for t in teachers], weights)
@@ -338,13 +351,17 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
             result[h][batch["index"]] = v.cpu()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(result, str(out), metadata={"shard": f"{i}/{n}", "teachers": ",".join(t.name for t in teachers)})
+    save_file(result, str(out), metadata={"shard": f"{i}/{n}", "teachers": ",".join(t.name for t in teachers),
+                                          "clip_ids": json.dumps(list(dataset.clip_ids()))})
     return out
 
 
 def merge_logit_shards(paths: list[str | Path], out: str | Path) -> Path:
     """Merge shard files of :func:`precompute_teacher_logits` (each row must come from exactly one shard)."""
     merged: dict[str, torch.Tensor] = {}
+    metas = [_cache_metadata(p) for p in paths]
+    if any(m.get("clip_ids") != metas[0].get("clip_ids") for m in metas):
+        raise ValueError("the shards were computed over different clip lists (other split, root or filter)")
     for p in paths:
         for h, v in load_file(str(p)).items():
             if h not in merged:
@@ -355,5 +372,21 @@ def merge_logit_shards(paths: list[str | Path], out: str | Path) -> Path:
     missing = {h: int(torch.isnan(v).any(1).sum()) for h, v in merged.items()}
     if any(missing.values()):
         raise ValueError(f"rows missing after merging {len(paths)} shard(s): {missing}")
-    save_file(merged, str(out))
+    meta = {k: metas[0][k] for k in ("teachers", "clip_ids") if k in metas[0]}
+    save_file(merged, str(out), metadata=meta)
     return Path(out)
+
+
+def _cache_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_logit_cache(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """A merged :func:`precompute_teacher_logits` file → ``({head: (N, C)}, {clip id: row})``."""
+    meta = _cache_metadata(path)
+    if "clip_ids" not in meta:
+        raise ValueError(f"{path}: teacher cache without clip ids (written before caches were keyed by clip); "
+                         "re-run modalbridge distill-cache")
+    rows = {clip: k for k, clip in enumerate(json.loads(meta["clip_ids"]))}
+    return load_file(str(path)), rows
