@@ -112,7 +112,7 @@ def test_something_rgb_and_flow_share_time_steps_and_crop(ssv2_flow, monkeypatch
     monkeypatch.setattr(ssv2_flow, "video_path", lambda *a: (_ for _ in ()).throw(AssertionError))
     only = _ss_clips(ssv2_flow, modalities=("flow",))
     for i in range(len(only)):
-        assert set(only[i]) == {"index", "action", "flow"}
+        assert set(only[i]) == {"index", "clip_id", "action", "flow"}
         assert torch.equal(only[i]["flow"], expected[i])
 
 
