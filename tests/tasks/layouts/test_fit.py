@@ -109,6 +109,25 @@ def test_action_genome_world_trains_multilabel_stlt_with_finite_map(tmp_path):
     assert records[-1]["val/num_clips"] == 40
 
 
+def _fusion_recipe(root: Path, seed: int = 0) -> dict[str, float]:
+    """The configs' recipe for one seed: STLT (20 and 30 epochs) and R3D (10) from scratch, then CACNF and LCF
+    (5 epochs) with branches initialised from the 20-epoch STLT and the R3D last epochs → last-epoch top-1 %.
+    ``MODALBRIDGE_TEST_ACCELERATOR`` (default cpu) picks the device."""
+    extra = ("--seed_everything", str(seed), "--trainer.accelerator", os.environ.get("MODALBRIDGE_TEST_ACCELERATOR", "cpu"))
+
+    def top1(config: str, name: str, *args: str) -> float:
+        return _fit(config, root / name, *extra, *args)[-1]["val/action_top1"]
+
+    scores = {"stlt20": top1("world_stlt.yaml", "stlt"),
+              "stlt": top1("world_stlt.yaml", "stlt30", "--trainer.max_epochs", "30"),
+              "r3d": top1("world_r3d.yaml", "r3d")}
+    init = (f"{{layout: {root / 'stlt' / 'checkpoints' / 'last.ckpt'}, "
+            f"appearance: {root / 'r3d' / 'checkpoints' / 'last.ckpt'}}}")
+    scores["cacnf"] = top1("world_cacnf.yaml", "cacnf", "--model.init_args.init_from", init)
+    scores["lcf"] = top1("world_cacnf.yaml", "lcf", "--model.init_args.model", "lcf", "--model.init_args.init_from", init)
+    return scores
+
+
 @pytest.mark.slow
 def test_fusions_beat_stlt_which_beats_r3d_on_unseen_objects(tmp_path):
     """Thesis Table 6.1's ordering on the compositional split of the world, the configs' recipe (one seed, ~35 min
@@ -116,16 +135,21 @@ def test_fusions_beat_stlt_which_beats_r3d_on_unseen_objects(tmp_path):
     branches initialised from those two runs' last epochs. The STLT baseline gets 30 epochs (more layout
     training than the fusions' 20 + 5). Measured (seed 0, 2 CPU cores): CACNF 76.2, LCF 75.4, STLT 71.2,
     R3D 25.4 top-1 % (chance 10). CACNF vs LCF is a tie here (+0.8 = 2 clips), so only the fusion gain over
-    layouts and the layout gain over appearance are asserted. Over 6 seeds on a GPU CACNF − LCF is +3.5 ± 2.5
-    points on average but negative in 2 seeds (docs/layouts.md), too noisy for a one-seed assertion."""
-    _fit("world_stlt.yaml", tmp_path / "stlt")
-    stlt = _fit("world_stlt.yaml", tmp_path / "stlt30", "--trainer.max_epochs", "30")[-1]["val/action_top1"]
-    r3d = _fit("world_r3d.yaml", tmp_path / "r3d")[-1]["val/action_top1"]
-    init = (f"{{layout: {tmp_path / 'stlt' / 'checkpoints' / 'last.ckpt'}, "
-            f"appearance: {tmp_path / 'r3d' / 'checkpoints' / 'last.ckpt'}}}")
-    cacnf = _fit("world_cacnf.yaml", tmp_path / "cacnf", "--model.init_args.init_from", init)[-1]["val/action_top1"]
-    lcf = _fit("world_cacnf.yaml", tmp_path / "lcf", "--model.init_args.model", "lcf",
-               "--model.init_args.init_from", init)[-1]["val/action_top1"]
-    scores = {"stlt": stlt, "r3d": r3d, "cacnf": cacnf, "lcf": lcf}
-    assert stlt > r3d + 20, scores
-    assert cacnf > stlt + 3 and lcf > stlt + 2, scores
+    layouts and the layout gain over appearance are asserted for one seed; CACNF > LCF is a claim about the
+    mean over seeds (next test)."""
+    scores = _fusion_recipe(tmp_path)
+    assert scores["stlt"] > scores["r3d"] + 20, scores
+    assert scores["cacnf"] > scores["stlt"] + 3 and scores["lcf"] > scores["stlt"] + 2, scores
+
+
+@pytest.mark.slow
+def test_cacnf_beats_lcf_on_average_over_six_seeds(tmp_path):
+    """CACNF > LCF (Table 6.1: +1.0 to +2.8 points) as a mean over seeds 0–5 of the recipe above — one seed cannot
+    show it (the appearance branch from scratch lands anywhere between 11 and 47 %). ~3.5 h on 2 CPU cores; set
+    MODALBRIDGE_TEST_ACCELERATOR=gpu on a GPU machine. Measured on an H200 (docs/layouts.md): CACNF − LCF =
+    +13.3, 0.0, +2.9, −0.8, (seed 4: cut off), +8.3 for seeds 0–3, 5 (and −2.9 for seed 6): mean +4.7 over the
+    five; this exact six-seed run has not been made end to end."""
+    runs = [_fusion_recipe(tmp_path / f"seed{seed}", seed) for seed in range(6)]
+    mean = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+    assert mean["cacnf"] > mean["lcf"] + 1, runs
+    assert mean["lcf"] > mean["stlt"] and mean["stlt"] > mean["r3d"] + 20, runs
