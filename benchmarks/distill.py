@@ -17,6 +17,7 @@ Run: ``python benchmarks/distill.py [--quick]`` or ``modalbridge bench distill``
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -101,14 +102,15 @@ def training(backbone: str, frames: int, size: int, batch: int, steps: int, repe
     data = {m: torch.randn(n, 3, frames, size, size, generator=g) for m in MODALITIES}
     labels = {h: torch.randint(0, c, (n,), generator=g) for h, c in HEADS.items()}
     batches = [{**{m: data[m][i:i + batch] for m in MODALITIES}, **{h: y[i:i + batch] for h, y in labels.items()},
-                "index": torch.arange(i, i + batch)} for i in range(0, n, batch)]
+                "index": torch.arange(i, i + batch), "clip_id": [f"clip{k}" for k in range(i, i + batch)]}
+               for i in range(0, n, batch)]
     weights = {h: torch.full((3,), 1 / 3) for h in HEADS}
     with torch.no_grad():
         cache = {h: torch.cat([sum(w * t(b)[h] for w, t in zip(weights[h], teachers)) for b in batches])
                  for h in HEADS}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "logits.safetensors")
-        save_file(cache, path)
+        save_file(cache, path, metadata={"clip_ids": json.dumps([f"clip{k}" for k in range(n)])})
         modules = {}
         for kind in ("live", "cached"):
             torch.manual_seed(0)
