@@ -1,0 +1,16 @@
+"""The benchmark scripts behind ``modalbridge bench`` still run against the library (tiny sizes, one step):
+an API change that breaks a benchmark shows here, not at the next `make bench`."""
+
+import math
+
+from modalbridge.benchmarks import BENCHMARKS, _load
+
+
+def test_every_benchmark_script_loads_and_exposes_run():
+    for name in BENCHMARKS:
+        assert callable(_load(name).run), name
+
+
+def test_distillation_step_live_vs_cached_logits_runs():
+    result = _load("distill").training("r3d_tiny", frames=4, size=16, batch=2, steps=1, repeats=1, kwargs={})
+    assert result["live_ms_per_step"] > 0 and math.isfinite(result["speedup_cached_vs_live"])
