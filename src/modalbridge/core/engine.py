@@ -92,13 +92,17 @@ class ClassifierModule(L.LightningModule):
         self._count_skips(batch)
         if "index" not in batch:
             return None  # every clip of this batch was skipped
-        outputs = self(batch)
+        outputs = self.training_forward(batch)
         loss, logs = self.loss(outputs, batch)
         bs = len(batch["index"])
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for k, v in logs.items():
             self.log(f"train/{k}", v, batch_size=bs)
         return loss
+
+    def training_forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The logits a training step scores (default: ``self(batch)``, as in evaluation)."""
+        return self(batch)
 
     def _count_skips(self, batch: dict[str, Any]) -> None:
         skipped = int(batch.get("skipped", 0))

@@ -161,3 +161,34 @@ def test_layout_checkpoint_is_an_object_teacher_through_the_registry(tmp_path):
     del batch["categories"]  # an RGB-only batch: the object teacher's input is missing
     with pytest.raises(KeyError, match="objects"):
         student.training_step(batch, 0)
+
+
+def test_omnivore_draws_one_modality_per_step_and_tests_on_rgb():
+    from modalbridge.tasks.distill.module import OmnivoreModule
+
+    m = OmnivoreModule("r3d_tiny", HEADS, train_modalities=("rgb", "flow"), seed=3)
+    draws = [m.training_modality(k) for k in range(40)]
+    assert set(draws) == {"rgb", "flow"} and draws == [m.training_modality(k) for k in range(40)]
+    b = _batch()
+    for name, other in (("rgb", "flow"), ("flow", "rgb")):  # the training logits come from the drawn input alone
+        m.training_modality = lambda _step, name=name: name
+        out = m.training_forward(b)["verb"]
+        assert torch.allclose(out, m.model(b[name])["verb"]) and not torch.allclose(out, m.model(b[other])["verb"])
+    assert torch.allclose(m(b)["noun"], m.model(b["rgb"])["noun"])  # evaluation: RGB only
+    m.training_modality = lambda _step: "audio"
+    with pytest.raises(KeyError, match="audio"):
+        m.training_forward(b)
+
+
+def test_omnivore_world_config_trains_through_the_cli(tmp_path):
+    import json
+    from pathlib import Path
+
+    from modalbridge.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "configs" / "distill" / "world_omnivore.yaml"
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+                 "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0"]) in (0, None)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("stage") == "val" and 0 <= r["val/action_top1"] <= 100 for r in rows)

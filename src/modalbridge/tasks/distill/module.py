@@ -1,6 +1,8 @@
 """LightningModules of the distillation task.
 
 * :class:`LanguageTeacherModule` — LanViKD stage 1 (frozen MiniLM + linear heads, CE on the narration).
+* :class:`OmnivoreModule` — the Omnivore-style baseline: one model, a random modality per training batch,
+  RGB at test.
 * :class:`DistillModule` — an RGB student trained from frozen teachers: ensemble logits
   ``z = Σ_m w_m z_m`` (weights uniform, given, calibrated ``softmax(−CE_m/γ)`` on held-out clips, or the
   reference's per-sample ``softmax(−CE_m(x, y)/γ)`` computed online for each training clip),
@@ -20,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -59,6 +62,46 @@ class LanguageTeacherModule(ClassifierModule):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return self.model(list(batch["text"]))
+
+
+class OmnivoreModule(ModalityClassifierModule):
+    """Omnivore-style baseline (thesis Ch. 7, Table 7.7): ONE video model trained on every modality, each
+    training batch fed through a single modality drawn at random, then evaluated on ``modality`` (RGB) alone —
+    the alternative to distillation for using extra modalities at training time only.
+
+    Every modality enters the model as a 3-channel clip ``(B, 3, T, S, S)``: flow as ``(u, v, 0)``, audio as
+    log-mel windows (``audio_size``). The draw for global step ``k`` is ``rng([seed, k])`` (reproducible,
+    and identical on every DDP rank). The thesis trains M× the epochs of a single-modality model (set
+    ``trainer.max_epochs``). The data module loads every listed modality for every batch; only the drawn one
+    is used (simple, up to M× the decoding). Not implemented: the thesis's rendering of detections as 2-px boxes
+    on a white canvas (the SSv2 object modality).
+
+    Args:
+        train_modalities: the modalities drawn from (uniformly). seed: the draw's seed.
+        The rest as :class:`~modalbridge.core.engine.ModalityClassifierModule` (``modality``: the test input).
+    """
+
+    def __init__(self, model: str = "swin3d_t", heads: dict[str, int] | None = None, *,
+                 train_modalities: tuple[str, ...] = ("rgb", "flow", "audio"), modality: str = "rgb", seed: int = 0,
+                 weights: str | None = None, model_kwargs: dict[str, Any] | None = None, lr: float = 1e-4,
+                 weight_decay: float = 0.05, warmup_epochs: float = 3.0, ece_bins: int = 15):
+        super().__init__(model, heads, modality=modality, weights=weights, model_kwargs=model_kwargs, lr=lr,
+                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+        self.save_hyperparameters()
+        if not train_modalities:
+            raise ValueError("train_modalities must name at least one modality")
+        self.train_modalities, self.seed = tuple(train_modalities), seed
+
+    def training_modality(self, step: int) -> str:
+        """The modality of global step ``step``."""
+        draw = np.random.default_rng([self.seed, step]).integers(len(self.train_modalities))
+        return self.train_modalities[int(draw)]
+
+    def training_forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        name = self.training_modality(self.global_step)
+        if name not in batch:
+            raise KeyError(f"the batch has no {name!r} input; add it to data.init_args.modalities")
+        return self.model(batch[name])
 
 
 TEACHER_CLASSES: dict[str, type[ClassifierModule]] = {
