@@ -136,3 +136,37 @@ def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_vi
     assert len(train) == 2 and train.clip_ids() == full.clip_ids()[1:]
     batch = collate_skipping([train[i] for i in range(len(train))])
     assert torch.allclose(cached.teacher_logits(batch)["action"], live.teacher_logits(batch)["action"], atol=1e-5)
+
+
+def test_distill_cache_for_an_object_teacher_reads_layouts_without_video(tmp_path, capsys):
+    """RGB&OBJ caching: a layouts-task STLT checkpoint as teacher → the layout data module's batches (boxes only,
+    no video decoded), rows keyed by video id, equal to the live teacher; a teacher with other classes is refused."""
+    import torch
+
+    from modalbridge.io.datamodules import SomethingLayoutDataModule
+    from modalbridge.tasks.distill.module import DistillModule
+    from modalbridge.tasks.layouts.module import LayoutModule
+
+    dm = SomethingLayoutDataModule("world://kitchen/ssv2", modalities=("layout",), layout_frames=8)
+    torch.manual_seed(0)
+    stlt = LayoutModule("stlt", dm.heads, model_kwargs={"preset": "tiny"})
+    ckpt = tmp_path / "stlt.ckpt"
+    torch.save({"state_dict": stlt.state_dict(), "hyper_parameters": dict(stlt.hparams),
+                "modalbridge_class": "LayoutModule"}, ckpt)
+    out = tmp_path / "val.safetensors"
+    assert main(["distill-cache", "--dataset", "something-else", "--root", "world://kitchen/ssv2", "--split",
+                 "validation", "--teachers", str(ckpt), "--layout-frames", "8", "--num-workers", "0",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    val = dm.make_dataset("validation", train=False)
+    batch = dm.collate_fn([val[i] for i in (5, 0, 7)])
+    live = DistillModule("r3d_tiny", dm.heads, teachers=[str(ckpt)], weighting="uniform")
+    cached = DistillModule("r3d_tiny", dm.heads, teachers=[str(ckpt)], weighting="uniform", teacher_cache=str(out))
+    assert torch.allclose(cached.teacher_logits(batch)["action"], live.teacher_logits(batch)["action"], atol=1e-5)
+
+    other = LayoutModule("stlt", {"action": dm.heads["action"] + 1}, model_kwargs={"preset": "tiny"})
+    torch.save({"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams),
+                "modalbridge_class": "LayoutModule"}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="predicts"):
+        main(["distill-cache", "--dataset", "something-else", "--root", "world://kitchen/ssv2", "--teachers",
+              str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "x.safetensors")])

@@ -223,8 +223,17 @@ def _distill_cache(args) -> int:
 
     import torch
 
-    from modalbridge.io.datamodules import EpicKitchensDataModule, SomethingDataModule
-    from modalbridge.tasks.distill.module import load_teacher, merge_logit_shards, precompute_teacher_logits
+    from modalbridge.io.datamodules import (
+        EpicKitchensDataModule,
+        SomethingDataModule,
+        SomethingLayoutDataModule,
+    )
+    from modalbridge.tasks.distill.module import (
+        check_teacher_heads,
+        load_teacher,
+        merge_logit_shards,
+        precompute_teacher_logits,
+    )
 
     if args.merge:
         print(merge_logit_shards(args.merge, args.out))
@@ -235,17 +244,25 @@ def _distill_cache(args) -> int:
     else:
         weights = {h: torch.full((len(teachers),), 1 / len(teachers)) for h in teachers[0].heads}
     i, n = args.shard
-    modalities = tuple(dict.fromkeys(["rgb", *[t.input_key for t in teachers]]))
+    inputs = [t.input_key for t in teachers]
+    variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
     if args.dataset == "epic-kitchens-100":
-        dm = EpicKitchensDataModule(args.root, modalities=modalities, num_frames=args.num_frames, stride=args.stride,
-                                    size=args.size, audio_size=args.size)
+        dm = EpicKitchensDataModule(args.root, modalities=tuple(dict.fromkeys(["rgb", *inputs])),
+                                    num_frames=args.num_frames, stride=args.stride, size=args.size,
+                                    audio_size=args.size)
+    elif "categories" in inputs:  # an object (layout) teacher: the layout data module's clips, as RGB&OBJ trains
+        modalities = tuple(dict.fromkeys("layout" if k == "categories" else k for k in inputs))
+        dm = SomethingLayoutDataModule(args.root, variant=variant, boxes=args.boxes, modalities=modalities,
+                                       layout_frames=args.layout_frames, appearance_frames=args.num_frames,
+                                       appearance_stride=args.stride, size=args.size, flow_root=args.flow_root)
     else:  # ssv2 / something-else: TSN segments as the student's SomethingDataModule samples them
-        variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
-        dm = SomethingDataModule(args.root, variant=variant, modalities=modalities, num_segments=args.num_frames,
-                                 size=args.size, flow_root=args.flow_root)
+        dm = SomethingDataModule(args.root, variant=variant, modalities=tuple(dict.fromkeys(["rgb", *inputs])),
+                                 num_segments=args.num_frames, size=args.size, flow_root=args.flow_root)
+    for teacher in teachers:
+        check_teacher_heads(teacher, dm.heads, f" ({teacher.name})")
     dataset = dm.make_dataset(args.split, train=False)
-    out = precompute_teacher_logits(teachers, weights, dataset, args.out, shard=(i, n),
-                                    batch_size=args.batch_size, num_workers=args.num_workers)
+    out = precompute_teacher_logits(teachers, weights, dataset, args.out, shard=(i, n), batch_size=args.batch_size,
+                                    num_workers=args.num_workers, collate_fn=dm.collate_fn)
     print(out)
     return 0
 
@@ -306,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flow-root", help="SSv2 optical flow folder (default <root>/flow)")
     s.add_argument("--split", default="train")
     s.add_argument("--num-frames", type=int, default=32, help="frames per clip (SSv2: TSN segments)")
-    s.add_argument("--stride", type=int, default=2, help="EK frame stride")
+    s.add_argument("--stride", type=int, default=2, help="frame stride (EK clips; Something-Else appearance clips)")
+    s.add_argument("--boxes", default="oracle", help="object teacher: oracle | detections | a box file/folder")
+    s.add_argument("--layout-frames", type=int, default=16, help="object teacher: layout frames per clip")
     s.add_argument("--size", type=int, default=224)
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--num-workers", type=int, default=2)

@@ -366,12 +366,13 @@ class DistillModule(ClassifierModule):
 @torch.no_grad()
 def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.Tensor], dataset, out: str | Path,
                               *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
-                              num_workers: int = 0) -> Path:
+                              num_workers: int = 0, collate_fn=None) -> Path:
     """Ensemble logits of every clip of ``dataset`` (use an eval-transform dataset) → safetensors
     ``{head: (N, C)}``, row ``k`` = clip ``k`` of ``dataset``, with the clips' ids (``dataset.clip_ids()``:
     EK narration ids, SSv2 video ids) in the file's metadata: training looks rows up by id, so a cache over a
     whole split serves a training set with held-out clips removed. ``shard=(i, n)`` computes rows ``i::n`` only
-    (rows of other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`."""
+    (rows of other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`.
+    ``collate_fn``: the data module's (layout batches need theirs; default :func:`collate_skipping`)."""
     from torch.utils.data import DataLoader, Subset
 
     from modalbridge.core.data import collate_skipping
@@ -383,7 +384,7 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
     ensemble = LogitEnsemble([t.name for t in teachers], weights)
     result: dict[str, torch.Tensor] = {}
     loader = DataLoader(Subset(dataset, ids), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_skipping)
+                        collate_fn=collate_fn or collate_skipping)
     for batch in loader:
         if "index" not in batch:
             continue
