@@ -25,6 +25,24 @@ def _modalbridge_home(tmp_path_factory):
 
 
 @pytest.fixture
+def forbid_video(monkeypatch):
+    """``forbid_video(module, ..., dataset=None)``: the modules' ``probe``/``read_frames`` and the dataset's
+    ``video_path`` raise, so a test shows a code path never opens a video file."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a video was opened where none should be")
+
+    def forbid(*modules, dataset=None):
+        for module in modules:
+            monkeypatch.setattr(module, "probe", refuse)
+            monkeypatch.setattr(module, "read_frames", refuse)
+        if dataset is not None:
+            monkeypatch.setattr(dataset, "video_path", refuse)
+
+    return forbid
+
+
+@pytest.fixture
 def tiny_ssv2(tmp_path):
     """A 4-video SSv2 folder (3 train, 1 validation) copied from the embedded world's ``ssv2`` part: the
     labels file, trimmed split lists and the four ``videos/<id>.webm``; no optical flow yet."""

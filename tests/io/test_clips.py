@@ -83,15 +83,7 @@ def _ss_clips(data, **kw):
     return SomethingClips(data, data.videos("train"), **args)
 
 
-def _forbid_video(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a flow-only dataset opened a video")
-
-    monkeypatch.setattr(clips_module, "probe", refuse)
-    monkeypatch.setattr(clips_module, "read_frames", refuse)
-
-
-def test_something_rgb_and_flow_share_time_steps_and_crop(ssv2_flow, monkeypatch):
+def test_something_rgb_and_flow_share_time_steps_and_crop(ssv2_flow, forbid_video):
     both = _ss_clips(ssv2_flow)
     s = both[1]
     assert s["rgb"].shape == s["flow"].shape == (3, 4, 32, 32)
@@ -108,8 +100,7 @@ def test_something_rgb_and_flow_share_time_steps_and_crop(ssv2_flow, monkeypatch
     torch.testing.assert_close(val[1]["flow"], apply_flow(flow, params))
     # flow alone: same time steps and crop draw (lengths from the flow folder), no video opened
     expected = [both[i]["flow"] for i in range(len(both))]
-    _forbid_video(monkeypatch)
-    monkeypatch.setattr(ssv2_flow, "video_path", lambda *a: (_ for _ in ()).throw(AssertionError))
+    forbid_video(clips_module, dataset=ssv2_flow)
     only = _ss_clips(ssv2_flow, modalities=("flow",))
     for i in range(len(only)):
         assert set(only[i]) == {"index", "clip_id", "action", "flow"}

@@ -162,17 +162,8 @@ def layout_dm():
     return dm
 
 
-def _forbid_video(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a layout-only dataset opened a video")
-
-    monkeypatch.setattr(layouts_module, "read_frames", refuse)
-    monkeypatch.setattr(layouts_module, "probe", refuse)
-
-
-def test_layout_only_batches_match_the_contract_and_open_no_video(layout_dm, monkeypatch):
-    _forbid_video(monkeypatch)
-    monkeypatch.setattr(layout_dm.dataset, "video_path", lambda *a: (_ for _ in ()).throw(AssertionError))
+def test_layout_only_batches_match_the_contract_and_open_no_video(layout_dm, forbid_video):
+    forbid_video(layouts_module, dataset=layout_dm.dataset)
     assert layout_dm.heads == {"action": layout_dm.dataset.num_classes}
     assert len(layout_dm.class_names["action"]) == layout_dm.heads["action"]
     loader = layout_dm.train_dataloader()
@@ -293,7 +284,7 @@ def test_layout_datamodule_holds_out_training_videos_for_calibration():
     assert batch["categories"].shape[0] == 8 and "index" in batch
 
 
-def test_appearance_flow_shares_frames_and_crop_with_rgb(tmp_path, monkeypatch):
+def test_appearance_flow_shares_frames_and_crop_with_rgb(tmp_path, forbid_video):
     """``flow`` next to ``rgb``: (3, Ta, S, S) flow of the same appearance frames under the same crop; flow
     alone gives the same tensors without opening a video; a missing flow folder is an error naming it."""
     dm = SomethingLayoutDataModule(batch_size=2, num_workers=0, modalities=("layout", "rgb", "flow"), size=32,
@@ -319,7 +310,7 @@ def test_appearance_flow_shares_frames_and_crop_with_rgb(tmp_path, monkeypatch):
                   flow_dir=dm.dataset.flow_dir, seed=5)
     with_rgb = LayoutClips(items, modalities=("rgb", "flow"), **kwargs)
     expected = [with_rgb[i]["flow"] for i in range(2)]
-    _forbid_video(monkeypatch)
+    forbid_video(layouts_module)
     alone = LayoutClips(items, modalities=("flow",), **kwargs)
     for i in range(2):
         assert torch.equal(alone[i]["flow"], expected[i]) and "rgb" not in alone[i]
