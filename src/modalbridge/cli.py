@@ -244,20 +244,20 @@ def _distill_cache(args) -> int:
     else:
         weights = {h: torch.full((len(teachers),), 1 / len(teachers)) for h in teachers[0].heads}
     i, n = args.shard
-    inputs = [t.input_key for t in teachers]
+    # decode only what the teachers read (a flow/audio/text-only ensemble never decodes RGB)
+    inputs = tuple(dict.fromkeys(t.input_key for t in teachers))
     variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
     if args.dataset == "epic-kitchens-100":
-        dm = EpicKitchensDataModule(args.root, modalities=tuple(dict.fromkeys(["rgb", *inputs])),
-                                    num_frames=args.num_frames, stride=args.stride, size=args.size,
-                                    audio_size=args.size)
+        dm = EpicKitchensDataModule(args.root, modalities=inputs, num_frames=args.num_frames, stride=args.stride,
+                                    size=args.size, audio_size=args.size)
     elif "categories" in inputs:  # an object (layout) teacher: the layout data module's clips, as RGB&OBJ trains
-        modalities = tuple(dict.fromkeys("layout" if k == "categories" else k for k in inputs))
+        modalities = tuple("layout" if k == "categories" else k for k in inputs)
         dm = SomethingLayoutDataModule(args.root, variant=variant, boxes=args.boxes, modalities=modalities,
                                        layout_frames=args.layout_frames, appearance_frames=args.num_frames,
                                        appearance_stride=args.stride, size=args.size, flow_root=args.flow_root)
     else:  # ssv2 / something-else: TSN segments as the student's SomethingDataModule samples them
-        dm = SomethingDataModule(args.root, variant=variant, modalities=tuple(dict.fromkeys(["rgb", *inputs])),
-                                 num_segments=args.num_frames, size=args.size, flow_root=args.flow_root)
+        dm = SomethingDataModule(args.root, variant=variant, modalities=inputs, num_segments=args.num_frames,
+                                 size=args.size, flow_root=args.flow_root)
     for teacher in teachers:
         check_teacher_heads(teacher, dm.heads, f" ({teacher.name})")
     dataset = dm.make_dataset(args.split, train=False)

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from modalbridge.core.errors import DataError
 from modalbridge.io.audio import load_audio, spectrogram_windows
 from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment
-from modalbridge.io.flow import count_flow_frames, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
+from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.something import SomethingSomething, SomethingVideo
 from modalbridge.io.transforms import ClipTransform, apply_flow
@@ -194,7 +194,7 @@ class SomethingClips(ClipDataset):
         super().__init__(**kwargs)
         self.ss, self.videos, self.num_segments = dataset, videos, num_segments
         self._lengths: dict[str, tuple[int, float]] = {}
-        self._flow_lengths: dict[str, int] = {}
+        self._flow_length = FlowFrameCounts()
         self.reads_video = bool({"rgb", "audio"} & set(self.modalities)) or "flow" not in self.modalities
 
     def __len__(self) -> int:
@@ -209,12 +209,6 @@ class SomethingClips(ClipDataset):
             info = probe(path)
             self._lengths[key] = (info.num_frames, info.fps)
         return self._lengths[key]
-
-    def _flow_length(self, flow_dir: Path) -> int:
-        key = str(flow_dir)
-        if key not in self._flow_lengths:
-            self._flow_lengths[key] = count_flow_frames(flow_dir)
-        return self._flow_lengths[key]
 
     def _locate(self, index, rng):
         video = self.videos[index]

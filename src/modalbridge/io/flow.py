@@ -39,8 +39,8 @@ import torch
 from modalbridge.core.errors import DataError, MediaError
 
 __all__ = ["compute_flow", "quantise_flow", "dequantise_flow", "rgb_to_flow_index", "write_flow_frames",
-           "read_flow_frames", "extract_ek_flow", "flow_frame_path", "count_flow_frames", "decode_to_flow_index",
-           "extract_flow_tree", "FlowTreeSummary", "FLOW_METHODS"]
+           "read_flow_frames", "extract_ek_flow", "flow_frame_path", "count_flow_frames", "FlowFrameCounts",
+           "decode_to_flow_index", "extract_flow_tree", "FlowTreeSummary", "FLOW_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,20 @@ def count_flow_frames(flow_dir: str | Path) -> int:
     if counts[0] == 0:
         raise MediaError("flow folder has no frames", path=flow_dir)
     return counts[0]
+
+
+class FlowFrameCounts:
+    """:func:`count_flow_frames` remembered per folder (a dataset lists each video's folder once per worker):
+    ``counts(flow_dir) -> int``."""
+
+    def __init__(self):
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, flow_dir: str | Path) -> int:
+        key = str(flow_dir)
+        if key not in self._counts:
+            self._counts[key] = count_flow_frames(flow_dir)
+        return self._counts[key]
 
 
 def decode_to_flow_index(frames: np.ndarray, num_flow_frames: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from modalbridge.core.errors import DataError
 from modalbridge.io.boxes import VideoLayout, clean_boxes, coarse_category
-from modalbridge.io.flow import count_flow_frames, decode_to_flow_index, read_flow_frames
+from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames
 from modalbridge.io.samplers import appearance_indices, layout_indices
 from modalbridge.io.transforms import ClipParams, ClipTransform, _resized_size, apply_flow
 from modalbridge.io.video import probe, read_frames
@@ -374,7 +374,7 @@ class LayoutClips(Dataset):
         self.transform = ClipTransform(self.size, train=train, scale_range=(RESIZE_SCALE, RESIZE_SCALE),
                                        flip=False, color_jitter=color_jitter, mean=MEAN_STD, std=MEAN_STD)
         self._lengths: dict[str, int] = {}
-        self._flow_lengths: dict[str, int] = {}
+        self._flow_length = FlowFrameCounts()
 
     @property
     def max_objects(self) -> int:
@@ -418,12 +418,6 @@ class LayoutClips(Dataset):
         if key not in self._lengths:
             self._lengths[key] = probe(path).num_frames
         return self._lengths[key]
-
-    def _flow_length(self, folder: Path) -> int:
-        key = str(folder)
-        if key not in self._flow_lengths:
-            self._flow_lengths[key] = count_flow_frames(folder)
-        return self._flow_lengths[key]
 
     def _appearance(self, video_id: str, layout_frames: np.ndarray, rng: np.random.Generator
                     ) -> dict[str, torch.Tensor]:
