@@ -14,3 +14,14 @@ def test_every_benchmark_script_loads_and_exposes_run():
 def test_distillation_step_live_vs_cached_logits_runs():
     result = _load("distill").training("r3d_tiny", frames=4, size=16, batch=2, steps=1, repeats=1, kwargs={})
     assert result["live_ms_per_step"] > 0 and math.isfinite(result["speedup_cached_vs_live"])
+
+
+def test_media_cache_ratio_runs_and_restores_the_budget(tmp_path):
+    from modalbridge.io.memory import MEDIA_CACHE
+
+    bench = _load("clip_pipeline")
+    video = bench._synthetic_video(tmp_path, 80)
+    result = bench._media_cache_ratio(str(video), 2)
+    assert result["cached"] > 0 and result["cache_mb"] > 0 and math.isfinite(result["ratio_cached_over_uncached"])
+    assert not MEDIA_CACHE.enabled
+    MEDIA_CACHE.clear()

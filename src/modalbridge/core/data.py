@@ -3,6 +3,7 @@ and a LightningDataModule base that wires them together."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,8 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+log = logging.getLogger(__name__)
 
 
 class EpochSampler(Sampler[int]):
@@ -92,11 +95,13 @@ class SeededDataModule(L.LightningDataModule):
     #: batch collation of every loader (a module-level function, so worker processes can pickle it)
     collate_fn: Callable[[list[Any]], dict[str, Any]] = staticmethod(collate_skipping)
 
-    def __init__(self, *, batch_size: int, num_workers: int, seed: int):
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int, cache_media_gb: float = 0.0):
         super().__init__()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        if cache_media_gb > 0:
+            enable_media_cache(cache_media_gb, num_workers)
 
     def loader(self, dataset: Dataset, *, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         trainer = getattr(self, "trainer", None)
@@ -155,3 +160,14 @@ class SeededDataModule(L.LightningDataModule):
             raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
         ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
         return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn)
+
+
+def enable_media_cache(gb: float, num_workers: int = 0) -> None:
+    """Turn on the process-wide decoded-media cache (:mod:`modalbridge.io.memory`) with a budget of at
+    least ``gb`` GiB (a larger budget already set is kept)."""
+    from modalbridge.io.memory import MEDIA_CACHE
+
+    MEDIA_CACHE.configure(max(MEDIA_CACHE.max_bytes, int(gb * 2**30)))
+    if num_workers > 0:
+        log.warning("cache_media_gb with num_workers=%d: every worker process fills its own cache and loses "
+                    "it when the loader is rebuilt; the cache pays off with num_workers=0", num_workers)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from modalbridge.core.errors import MediaError
+from modalbridge.io.memory import MEDIA_CACHE
 
 __all__ = ["load_audio", "MelSpectrogram", "mel_filterbank", "hz_to_mel", "mel_to_hz",
            "power_to_db", "spectrogram_windows"]
@@ -31,9 +32,12 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     """Decode the first audio stream of ``path`` to mono float32 ``(N,)`` at ``sample_rate`` Hz.
 
     Channels are down-mixed by FFmpeg's resampler. Raises :class:`MediaError` naming the file if
-    it cannot be opened, has no audio stream, or yields no samples.
+    it cannot be opened, has no audio stream, or yields no samples. Kept (and served) by
+    :data:`~modalbridge.io.memory.MEDIA_CACHE` when it is enabled.
     """
     path = str(path)
+    if (hit := MEDIA_CACHE.get(("audio", path, int(sample_rate)))) is not None:
+        return hit
     if not Path(path).is_file():
         raise MediaError("file not found", path=path)
     try:
@@ -58,7 +62,9 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
         container.close()
     if not chunks:
         raise MediaError("audio stream holds no samples", path=path)
-    return torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False))
+    waveform = torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False))
+    MEDIA_CACHE.put(("audio", path, int(sample_rate)), waveform)
+    return waveform
 
 
 # ------------------------------------------------------------------------------------- mel scale

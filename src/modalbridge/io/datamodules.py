@@ -54,6 +54,8 @@ class EpicKitchensDataModule(SeededDataModule):
         on_error: "raise" or "skip" unreadable clips (logged and counted).
         holdout: number of training clips (seeded choice) kept out of training for ensemble
             calibration (thesis Ch. 7: Z = 1000); served by :meth:`holdout_dataloader`.
+        cache_media_gb: keep decoded frames, flow and audio in memory up to this many GiB (process-wide,
+            :mod:`modalbridge.io.memory`; use with ``num_workers=0``): small datasets trained many epochs.
     """
 
     def __init__(self, root: str = "world://kitchen/ek100", *, modalities: tuple[str, ...] = ("rgb",),
@@ -61,8 +63,8 @@ class EpicKitchensDataModule(SeededDataModule):
                  scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = True, color_jitter: bool = True,
                  audio_size: int = 224, train_split: str = "train", eval_split: str = "validation",
                  batch_size: int = 16, num_workers: int = 2, seed: int = 0, on_error: str = "raise",
-                 annotations_root: str | None = None, holdout: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 annotations_root: str | None = None, holdout: int = 0, cache_media_gb: float = 0.0):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
         self.holdout = holdout
         self.root = resolve_root(root)
@@ -116,6 +118,7 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
         flow_root: folder of ``<video_id>/{u,v}/`` flow (default ``root/flow``).
         holdout: training videos (seeded choice) kept out of training for ensemble calibration (thesis
             Ch. 7: Z = 1000); served by :meth:`holdout_dataloader`.
+        cache_media_gb: decoded-media cache budget (see :class:`EpicKitchensDataModule`).
     """
 
     def __init__(self, root: str = "world://kitchen/ssv2", *, variant: str = "ssv2",
@@ -123,8 +126,8 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
                  scale_range: tuple[float, float] = (1.15, 1.43), color_jitter: bool = True,
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 16,
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise", flow_root: str | None = None,
-                 holdout: int = 0):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+                 holdout: int = 0, cache_media_gb: float = 0.0):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
         self.holdout = holdout
         self._read_something(root, variant, flow_root)

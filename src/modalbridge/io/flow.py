@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from modalbridge.core.errors import DataError, MediaError
+from modalbridge.io.memory import MEDIA_CACHE
 
 __all__ = ["compute_flow", "quantise_flow", "dequantise_flow", "rgb_to_flow_index", "write_flow_frames",
            "read_flow_frames", "extract_ek_flow", "flow_frame_path", "count_flow_frames", "FlowFrameCounts",
@@ -188,12 +189,17 @@ def write_flow_frames(flow: torch.Tensor | np.ndarray, out_dir: str | Path, star
 def read_flow_frames(flow_dir: str | Path, flow_indices) -> torch.Tensor:
     """Read EPIC flow JPEG pairs for 1-based ``flow_indices`` → uint8 ``(T, H, W, 2)`` (u, v).
 
-    Repeated indices are read once. A missing or unreadable file raises :class:`MediaError`
-    naming it.
+    Repeated indices are read once (and every pair is kept while
+    :data:`~modalbridge.io.memory.MEDIA_CACHE` is enabled). A missing or unreadable file raises
+    :class:`MediaError` naming it.
     """
     indices = np.asarray(flow_indices, dtype=np.int64).reshape(-1)
     cache: dict[int, np.ndarray] = {}
     for index in dict.fromkeys(indices.tolist()):
+        key = ("flow", str(flow_dir), index)
+        if (hit := MEDIA_CACHE.get(key)) is not None:
+            cache[index] = hit
+            continue
         planes = []
         for component in ("u", "v"):
             path = flow_frame_path(flow_dir, component, index)
@@ -206,6 +212,7 @@ def read_flow_frames(flow_dir: str | Path, flow_indices) -> torch.Tensor:
             raise MediaError(f"u/v sizes differ ({planes[0].shape} vs {planes[1].shape})",
                              path=flow_frame_path(flow_dir, "v", index))
         cache[index] = np.stack(planes, axis=-1)
+        MEDIA_CACHE.put(key, cache[index])
     if not cache:
         return torch.empty((0, 0, 0, 2), dtype=torch.uint8)
     return torch.from_numpy(np.stack([cache[i] for i in indices.tolist()]))

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from modalbridge.core.errors import MediaError
+from modalbridge.io.memory import MEDIA_CACHE
 
 __all__ = ["VideoInfo", "probe", "read_frames", "write_video", "MediaSkipCounter"]
 
@@ -150,6 +151,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
     ``threads``: decoder threads; ``None`` means one inside a DataLoader worker (the workers
     already occupy the cores) and FFmpeg's automatic frame+slice threading elsewhere; ``0``
     forces automatic threading.
+
+    With :data:`~modalbridge.io.memory.MEDIA_CACHE` enabled, frames come from the cache when there and
+    every frame decoded is kept (the whole span between the first and last missing index).
     """
     path = str(path)
     wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -159,21 +163,31 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
     if wanted.min() < 0:
         raise ValueError(f"negative frame index {int(wanted.min())} for {path}")
     needed = set(wanted.tolist())
-    first, last = int(wanted.min()), int(wanted.max())
-
-    container = _open(path)
-    try:
-        stream = _video_stream(container, path)
-        _set_threads(stream, threads)
-        decoded, last_seen = _decode_range(container, stream, path, first, last, needed, size, threads)
-    finally:
-        container.close()
-
-    if not decoded:
-        raise MediaError("no decodable video frame", path=path)
-    if last_seen is not None and last_seen < last:
-        _warn_short_once(path, last_seen, last)
-    frames = [decoded[i] for i in wanted.tolist()]
+    cached: dict[int, np.ndarray] = {}
+    if MEDIA_CACHE.enabled:
+        key = ("frame", path, size)
+        cached = {i: a for i in needed if (a := MEDIA_CACHE.get((*key, i))) is not None}
+        needed -= set(cached)
+        if needed:  # keep every frame decoded on the way: other clips of the span will want them
+            needed = set(range(min(needed), max(needed) + 1))
+    if needed:
+        first, last = min(needed), max(needed)
+        container = _open(path)
+        try:
+            stream = _video_stream(container, path)
+            _set_threads(stream, threads)
+            decoded, last_seen = _decode_range(container, stream, path, first, last, needed, size, threads)
+        finally:
+            container.close()
+        if not decoded:
+            raise MediaError("no decodable video frame", path=path)
+        if last_seen is not None and last_seen < last:
+            _warn_short_once(path, last_seen, last)
+        if MEDIA_CACHE.enabled:
+            for i, array in decoded.items():
+                MEDIA_CACHE.put((*key, i), array)
+        cached.update(decoded)
+    frames = [cached[i] for i in wanted.tolist()]
     return torch.from_numpy(np.stack(frames))
 
 

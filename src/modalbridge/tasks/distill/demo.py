@@ -46,7 +46,8 @@ class DemoConfig:
     size: int = 64
     audio_size: int = 64
     batch_size: int = 16
-    num_workers: int = 2
+    num_workers: int = 0  # with the media cache: the world is decoded once, by this process, for every stage
+    cache_media_gb: float = 4.0
     holdout: int = 60
     teacher_epochs: int = 5
     language_epochs: int = 10
@@ -70,7 +71,7 @@ def _data(cfg: DemoConfig, modalities: tuple[str, ...]) -> EpicKitchensDataModul
     return EpicKitchensDataModule(
         cfg.root, modalities=modalities, num_frames=cfg.num_frames, stride=cfg.stride, size=cfg.size,
         scale_range=(1.0, 1.15), flip=False, audio_size=cfg.audio_size, batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers, seed=cfg.seed, holdout=cfg.holdout)
+        num_workers=cfg.num_workers, seed=cfg.seed, holdout=cfg.holdout, cache_media_gb=cfg.cache_media_gb)
 
 
 def _trainer(run_dir: Path, epochs: int) -> L.Trainer:
