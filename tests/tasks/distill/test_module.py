@@ -192,3 +192,52 @@ def test_omnivore_world_config_trains_through_the_cli(tmp_path):
                  "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0"]) in (0, None)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("stage") == "val" and 0 <= r["val/action_top1"] <= 100 for r in rows)
+
+
+def test_box_canvas_draws_outlines_hands_over_objects():
+    from modalbridge.tasks.distill.models import BoxCanvas
+
+    canvas = BoxCanvas(8, thickness=1)
+    boxes = torch.tensor([[[[0, 0, 1, 1], [0.25, 0.25, 0.75, 0.75], [0, 0, 0.5, 0.5], [0, 0, 1e-9, 1e-9]]]])
+    categories = torch.tensor([[[3, 2, 1, 0]]])  # CLS (not drawn), object, hand, padding (not drawn)
+    out = canvas(boxes, categories)
+    assert out.shape == (1, 3, 1, 8, 8)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    rgb = ((out[0, :, 0] * std[:, None, None] + mean[:, None, None]) * 255).round().int().permute(1, 2, 0)
+    colour = {(255, 255, 255): ".", (255, 0, 0): "o", (0, 0, 255): "h"}
+    picture = ["".join(colour[tuple(px.tolist())] for px in row) for row in rgb]
+    assert picture == ["hhhh....",
+                       "h..h....",
+                       "h.ohoo..",
+                       "hhhh.o..",
+                       "..o..o..",
+                       "..oooo..",
+                       "........",
+                       "........"]
+
+
+def test_omnivore_trains_on_the_box_canvas_of_a_layout_batch():
+    from modalbridge.tasks.distill.module import OmnivoreModule
+
+    m = OmnivoreModule("r3d_tiny", {"action": 5}, train_modalities=("boxes",), canvas_size=32)
+    boxes = torch.rand(2, 5, 3, 4).sort(-1).values  # x1 ≤ y1 ≤ x2 ≤ y2: valid boxes
+    batch = {"boxes": boxes, "categories": torch.tensor([3, 1, 2]).expand(2, 5, 3), "rgb": torch.randn(2, 3, 4, 32, 32)}
+    out = m.training_forward(batch)["action"]
+    expected = m.model(m.canvas(boxes[:, :-1], batch["categories"][:, :-1]))["action"]  # extract frame dropped
+    assert out.shape == (2, 5) and torch.allclose(out, expected)
+    with pytest.raises(KeyError, match="layout"):
+        m.training_forward({"rgb": batch["rgb"]})
+
+
+def test_sthelse_omnivore_world_config_trains_through_the_cli(tmp_path):
+    import json
+    from pathlib import Path
+
+    from modalbridge.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "configs" / "distill" / "world_sthelse_omnivore.yaml"
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
+                 "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0"]) in (0, None)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("stage") == "val" and 0 <= r["val/action_top1"] <= 100 for r in rows)

@@ -1,8 +1,8 @@
 """LightningModules of the distillation task.
 
 * :class:`LanguageTeacherModule` — LanViKD stage 1 (frozen MiniLM + linear heads, CE on the narration).
-* :class:`OmnivoreModule` — the Omnivore-style baseline: one model, a random modality per training batch,
-  RGB at test.
+* :class:`OmnivoreModule` — the Omnivore-style baseline: one model, a random modality per training batch
+  (RGB, flow, audio, or the layout's boxes drawn on a canvas), RGB at test.
 * :class:`DistillModule` — an RGB student trained from frozen teachers: ensemble logits
   ``z = Σ_m w_m z_m`` (weights uniform, given, calibrated ``softmax(−CE_m/γ)`` on held-out clips, or the
   reference's per-sample ``softmax(−CE_m(x, y)/γ)`` computed online for each training clip),
@@ -31,8 +31,9 @@ from torch import nn
 
 from modalbridge.core.engine import ClassifierModule, ModalityClassifierModule, load_module_checkpoint
 from modalbridge.core.registry import create_model
+from modalbridge.io.layouts import SSV2_CATEGORIES
 from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
-from modalbridge.tasks.distill.models import RegressionHead
+from modalbridge.tasks.distill.models import BoxCanvas, RegressionHead
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +71,32 @@ class OmnivoreModule(ModalityClassifierModule):
     the alternative to distillation for using extra modalities at training time only.
 
     Every modality enters the model as a 3-channel clip ``(B, 3, T, S, S)``: flow as ``(u, v, 0)``, audio as
-    log-mel windows (``audio_size``). The draw for global step ``k`` is ``rng([seed, k])`` (reproducible,
-    and identical on every DDP rank). The thesis trains M× the epochs of a single-modality model (set
-    ``trainer.max_epochs``). The data module loads every listed modality for every batch; only the drawn one
-    is used (simple, up to M× the decoding). Not implemented: the thesis's rendering of detections as 2-px boxes
-    on a white canvas (the SSv2 object modality).
+    log-mel windows (``audio_size``), and ``boxes`` — the Something-Else object modality — as the layout's
+    boxes drawn on a white canvas (:class:`~modalbridge.tasks.distill.models.BoxCanvas`: 2-px outlines, hands
+    blue, objects red, ``canvas_size`` pixels; one canvas frame per layout frame, the layout's final extract
+    frame dropped) from the layout batch's ``boxes``/``categories`` (data: the layouts task's
+    ``SomethingLayoutDataModule`` with ``modalities: [layout, rgb, ...]``). The draw for global step ``k`` is
+    ``rng([seed, k])`` (reproducible, and identical on every DDP rank). The thesis trains M× the epochs of a
+    single-modality model (set ``trainer.max_epochs``). The data module loads every listed modality for every
+    batch; only the drawn one is used (simple, up to M× the decoding).
 
     Args:
-        train_modalities: the modalities drawn from (uniformly). seed: the draw's seed.
+        train_modalities: the modalities drawn from (uniformly): ``rgb``, ``flow``, ``audio``, ``boxes``.
+        seed: the draw's seed. canvas_size: side of the box canvas (the RGB crop size, e.g. 224).
         The rest as :class:`~modalbridge.core.engine.ModalityClassifierModule` (``modality``: the test input).
     """
 
     def __init__(self, model: str = "swin3d_t", heads: dict[str, int] | None = None, *,
                  train_modalities: tuple[str, ...] = ("rgb", "flow", "audio"), modality: str = "rgb", seed: int = 0,
-                 weights: str | None = None, model_kwargs: dict[str, Any] | None = None, lr: float = 1e-4,
-                 weight_decay: float = 0.05, warmup_epochs: float = 3.0, ece_bins: int = 15):
+                 canvas_size: int = 224, weights: str | None = None, model_kwargs: dict[str, Any] | None = None,
+                 lr: float = 1e-4, weight_decay: float = 0.05, warmup_epochs: float = 3.0, ece_bins: int = 15):
         super().__init__(model, heads, modality=modality, weights=weights, model_kwargs=model_kwargs, lr=lr,
                          weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
         self.save_hyperparameters()
         if not train_modalities:
             raise ValueError("train_modalities must name at least one modality")
         self.train_modalities, self.seed = tuple(train_modalities), seed
+        self.canvas = BoxCanvas(canvas_size, hand_id=SSV2_CATEGORIES["hand"], object_id=SSV2_CATEGORIES["object"])
 
     def training_modality(self, step: int) -> str:
         """The modality of global step ``step``."""
@@ -99,6 +105,11 @@ class OmnivoreModule(ModalityClassifierModule):
 
     def training_forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         name = self.training_modality(self.global_step)
+        if name == "boxes":
+            if "boxes" not in batch:
+                raise KeyError("the batch has no layout boxes; train on a layout data module with "
+                               "modalities: [layout, rgb, ...]")
+            return self.model(self.canvas(batch["boxes"][:, :-1], batch["categories"][:, :-1]))
         if name not in batch:
             raise KeyError(f"the batch has no {name!r} input; add it to data.init_args.modalities")
         return self.model(batch[name])
