@@ -62,3 +62,34 @@ def tiny_ssv2(tmp_path):
         for entry in entries:
             shutil.copy(world / "videos" / f"{entry['id']}.webm", root / "videos")
     return root
+
+
+@pytest.fixture
+def tiny_ek(tmp_path):
+    """A 5-segment EPIC-KITCHENS-100 folder (3 train, 2 validation rows of the embedded world): the class
+    tables and video info copied, trimmed split CSVs, and the segments' videos and flow folders linked
+    (symlinks into the world cache, read-only)."""
+    import csv
+    import shutil
+
+    from modalbridge.core.worlds import resolve_root
+
+    world = resolve_root("world://kitchen/ek100")
+    root = tmp_path / "ek100"
+    root.mkdir()
+    for name in ("EPIC_100_verb_classes.csv", "EPIC_100_noun_classes.csv", "EPIC_100_video_info.csv"):
+        shutil.copy(world / name, root)
+    videos = set()
+    for split, count in (("train", 3), ("validation", 2)):
+        name = f"EPIC_100_{split}.csv"
+        with (world / name).open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        with (root / name).open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows[:count + 1])
+        videos |= {row[rows[0].index("video_id")] for row in rows[1:count + 1]}
+    for video in videos:
+        participant = video.split("_")[0]
+        for sub, name in (("videos", f"{video}.MP4"), ("flow_frames", video)):
+            (root / participant / sub).mkdir(parents=True, exist_ok=True)
+            (root / participant / sub / name).symlink_to(world / participant / sub / name)
+    return root

@@ -11,6 +11,7 @@ configs and dotted overrides; the other verbs are plain sub-commands::
     modalbridge recognize 123.webm --ckpt runs/layouts/world_stlt/checkpoints/last.ckpt --picture p.png
     modalbridge data prepare something-else /data/something-else --out /data/layouts
     modalbridge data flow --root /data/something-something-v2 --shard 0/8   # stride-1 optical flow
+    modalbridge data pack --dataset epic-kitchens-100 --root /data/EPIC-KITCHENS --out /data/ek-packed
     modalbridge models                    # list registered models
     modalbridge bench all
 """
@@ -203,6 +204,38 @@ def _data_flow(args) -> int:
     return 0
 
 
+def _data_pack(args) -> int:
+    from modalbridge.core.worlds import resolve_root
+    from modalbridge.io.packed import pack_epic, pack_something
+
+    root = resolve_root(args.root)
+    epic = args.dataset == "epic-kitchens-100"
+    default = "rgb,flow,audio" if epic else "rgb"
+    modalities = [m.strip() for m in (args.modalities or default).split(",") if m.strip()]
+    splits = [s.strip() for s in args.split.split(",") if s.strip()] if args.split else None
+    every = {}
+
+    def progress(modality: str, position: int, total: int, key: str) -> None:
+        step = every.setdefault(modality, max(1, total // 20))  # about 20 lines per file
+        if position % step == 0 or position == total:
+            print(f"{modality} [{position}/{total}] {key}", flush=True)
+
+    print(f"pack: {args.dataset} {root} ({', '.join(modalities)}) → {args.out}", flush=True)
+    if epic:
+        summary = pack_epic(root, args.out, modalities=modalities, splits=splits, quality=args.quality,
+                            progress=progress)
+    else:
+        variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
+        summary = pack_something(root, args.out, variant=variant, modalities=modalities, splits=splits,
+                                 flow_root=args.flow_root, quality=args.quality, progress=progress)
+    for modality, path in summary.files.items():
+        size = path.stat().st_size / 2**20
+        print(f"{modality}: {path} — {summary.datasets[modality]} datasets, {summary.elements[modality]} "
+              f"{'samples' if modality == 'audio' else 'JPEGs'}, {size:.1f} MiB")
+    print(f"done in {summary.seconds:.1f} s")
+    return 0
+
+
 def _bench(args) -> int:
     from modalbridge.benchmarks import run_benchmarks
 
@@ -304,6 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="flow folder (default: <root>/flow)")
     c.add_argument("--overwrite", action="store_true", help="recompute videos whose flow is already complete")
     c.set_defaults(func=_data_flow)
+    c = dsub.add_parser("pack", help="write the reference's packed HDF5 files (rgb.hdf5, flow.hdf5, audio.hdf5)")
+    c.add_argument("--dataset", required=True, choices=("epic-kitchens-100", "ssv2", "something-else"))
+    c.add_argument("--root", required=True, help="dataset folder (raw layout) or world://...")
+    c.add_argument("--out", required=True, help="folder for the .hdf5 files (data modules: packed=<this>)")
+    c.add_argument("--modalities", help="comma-separated subset of rgb,flow,audio (default: EPIC rgb,flow,audio; "
+                                        "SSv2 rgb — flow needs `modalbridge data flow` first)")
+    c.add_argument("--split", help="comma-separated splits whose clips to pack (default: every split present)")
+    c.add_argument("--variant", help="SSv2 split lists (default: ssv2 / something-else/compositional)")
+    c.add_argument("--flow-root", help="SSv2 optical flow folder (default <root>/flow)")
+    c.add_argument("--quality", type=int, default=90, help="JPEG quality of re-encoded frames (1-100)")
+    c.set_defaults(func=_data_pack)
     s = sub.add_parser("models", help="list registered models")
     s.add_argument("--task", default=None)
     s.set_defaults(func=_models)

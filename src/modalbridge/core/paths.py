@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -17,6 +18,11 @@ def worlds_dir() -> Path:
 
 def weights_dir() -> Path:
     return home() / "weights"
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``"a/9.png" < "a/10.png"``."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text)))
 
 
 def first_existing(candidates: list[Path], what: str, *, root: Path | None = None) -> Path:

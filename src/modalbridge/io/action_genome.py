@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from modalbridge.core.errors import DataError
+from modalbridge.core.paths import natural_key
 from modalbridge.io.boxes import Box, VideoLayout, write_layouts
 from modalbridge.io.epic_kitchens import _csv_rows
 from modalbridge.io.layouts import AG_OBJECT_CLASSES
@@ -229,11 +230,6 @@ def charades_class_names(path: PathLike | None = None) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- converter
-def natural_key(text: str) -> tuple:
-    """Sort key comparing digit runs as numbers: ``"a/9.png" < "a/10.png"``."""
-    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text)))
-
-
 def _split_key(key: str) -> tuple[str, str]:
     """``"001YG.mp4/000089.png"`` → ``("001YG", "000089.png")``."""
     video, sep, frame = key.partition("/")

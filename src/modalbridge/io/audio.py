@@ -1,7 +1,8 @@
 """Audio decoding and the log-mel "spectrogram images" of the EPIC-KITCHENS audio teacher.
 
 * :func:`load_audio` decodes the audio stream of any file FFmpeg reads (a video's soundtrack,
-  wav, flac, …) with PyAV and resamples it to mono float32 at ``sample_rate``.
+  wav, flac, …) with PyAV and resamples it to mono float32 at ``sample_rate``;
+  :func:`resample_audio` does the same resampling (FFmpeg's) for a waveform already in memory.
 * :class:`MelSpectrogram` reproduces ``torchaudio.transforms.MelSpectrogram``'s defaults with
   ``torch.stft`` and a filterbank built here (torchaudio ≥ 2.9 is not needed).
 * :func:`spectrogram_windows` cuts one window per sampled video frame and turns each into a
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from modalbridge.core.errors import MediaError
 from modalbridge.io.memory import MEDIA_CACHE
 
-__all__ = ["load_audio", "MelSpectrogram", "mel_filterbank", "hz_to_mel", "mel_to_hz",
+__all__ = ["load_audio", "resample_audio", "MelSpectrogram", "mel_filterbank", "hz_to_mel", "mel_to_hz",
            "power_to_db", "spectrogram_windows"]
 
 
@@ -65,6 +66,23 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     waveform = torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False))
     MEDIA_CACHE.put(("audio", path, int(sample_rate)), waveform)
     return waveform
+
+
+def resample_audio(waveform: torch.Tensor | np.ndarray, from_rate: int, to_rate: int) -> torch.Tensor:
+    """Resample a mono waveform ``(N,)`` from ``from_rate`` to ``to_rate`` Hz → float32 ``(≈ N · to / from,)``.
+
+    FFmpeg's resampler (through PyAV), the one :func:`load_audio` uses, so a waveform stored at 24 kHz
+    and resampled here matches decoding the file at the target rate up to resampling error.
+    """
+    wave = np.ascontiguousarray(np.asarray(waveform, dtype=np.float32).reshape(1, -1))
+    if int(from_rate) == int(to_rate):
+        return torch.from_numpy(wave[0].copy())
+    frame = av.AudioFrame.from_ndarray(wave, format="flt", layout="mono")
+    frame.sample_rate = int(from_rate)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=int(to_rate))
+    chunks = [out.to_ndarray().reshape(-1) for out in (*resampler.resample(frame), *resampler.resample(None))]
+    return torch.from_numpy(np.concatenate(chunks).astype(np.float32, copy=False)) if chunks \
+        else torch.zeros(0, dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------------------- mel scale

@@ -10,6 +10,10 @@ Modalities (keys of a sample):
 * ``audio`` — float ``(3, T, A, A)``: a log-mel window (1.116 s) centred on each sampled frame's time.
 * ``text``  — the narration (EK) or the label with object names (SSv2), a ``str``.
 
+With ``packed=<folder>`` the modalities whose file is in the folder (``rgb.hdf5``, ``flow.hdf5``,
+``audio.hdf5``; :mod:`modalbridge.io.packed`) are read from it at the same time steps, the others from the
+raw layout; samples have the same shapes, dtypes and value ranges either way.
+
 plus labels (``verb``/``noun`` or ``action``) and ``index`` (position in the split). A sample whose
 media cannot be read raises :class:`~modalbridge.core.errors.DataError` (``on_error="raise"``) or is
 logged and returned as ``None`` (``on_error="skip"``; :func:`~modalbridge.core.data.collate_skipping`
@@ -32,6 +36,7 @@ from modalbridge.core.errors import DataError
 from modalbridge.io.audio import load_audio, spectrogram_windows
 from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment
 from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
+from modalbridge.io.packed import PackedEpic, PackedFolder, PackedSomething, epic_key
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.something import SomethingSomething, SomethingVideo
 from modalbridge.io.transforms import ClipTransform, apply_flow
@@ -44,17 +49,18 @@ ON_ERROR = ("raise", "skip")
 
 
 class _AudioCache:
-    """Small per-process LRU of decoded waveforms (one entry per video file)."""
+    """Small per-process LRU of decoded waveforms (one entry per video)."""
 
     def __init__(self, size: int = 8):
         self.size, self._items = size, OrderedDict()
 
-    def get(self, path: Path, sample_rate: int) -> torch.Tensor:
-        key = (str(path), sample_rate)
+    def get(self, source: Path | str, sample_rate: int, load=load_audio) -> torch.Tensor:
+        """``load(source, sample_rate)`` (a video file, or a packed video id), remembered."""
+        key = (str(source), sample_rate)
         if key in self._items:
             self._items.move_to_end(key)
         else:
-            self._items[key] = load_audio(path, sample_rate)
+            self._items[key] = load(source, sample_rate)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
         return self._items[key]
@@ -64,7 +70,11 @@ class ClipDataset(Dataset):
     """Base class: subclasses implement ``_locate(index, rng)`` returning a :class:`ClipRef`-like dict
     ``{"video": Path, "frames": 0-based decode indices (T,), "times": seconds (T,) (``None`` allowed
     without audio), "flow_dir": Path|None, "flow_frames": 1-based flow indices (T,) | None, "text": str,
-    "labels": {head: int}}``."""
+    "labels": {head: int}}``, plus, when ``self.packed`` is set, ``"packed_key"`` (HDF5 key of the clip),
+    ``"packed_offsets"`` (0-based element indices (T,)) and ``"audio_key"`` (the packed audio's key).
+    Raw-only entries may be ``None`` for modalities the packed folder serves."""
+
+    packed: PackedFolder | None = None
 
     def __init__(self, *, modalities: tuple[str, ...] = ("rgb",), size: int = 224, train: bool,
                  scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = False, color_jitter: bool = True,
@@ -95,6 +105,14 @@ class ClipDataset(Dataset):
     def _locate(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         raise NotImplementedError
 
+    def from_packed(self, modality: str) -> bool:
+        """Whether ``modality`` is requested and read from the packed folder."""
+        return modality in self.modalities and self.packed is not None and self.packed.has(modality)
+
+    def raw_modalities(self) -> set[str]:
+        """Requested media modalities read from the raw layout (not from the packed folder)."""
+        return {m for m in ("rgb", "flow", "audio") if m in self.modalities and not self.from_packed(m)}
+
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         # an EpochSampler(encode_epoch=True) passes epoch * len(self) + index
         epoch, index = divmod(int(index), len(self))
@@ -110,38 +128,57 @@ class ClipDataset(Dataset):
     def _load(self, index: int, ref: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         sample: dict[str, Any] = {"index": index, "clip_id": self.clip_id(index), **ref["labels"]}
         params = None
-        if "rgb" in self.modalities or "flow" in self.modalities:
-            if "rgb" in self.modalities:
-                video = read_frames(ref["video"], ref["frames"])
-                params = self.transform.sample_params(int(video.shape[1]), int(video.shape[2]), rng)
-                sample["rgb"] = self.transform(video, params)
-            if "flow" in self.modalities:
-                if ref.get("flow_dir") is None:
-                    raise DataError("this dataset has no optical flow frames", path=ref["video"])
-                flow = read_flow_frames(ref["flow_dir"], ref["flow_frames"])  # (T, H, W, 2) uint8
-                if params is None:
-                    params = self.transform.sample_params(int(flow.shape[1]), int(flow.shape[2]), rng)
-                sample["flow"] = apply_flow(flow, params, bound=self.flow_bound)
+        if "rgb" in self.modalities:
+            video = self._read_rgb(ref)  # (T, H, W, 3) uint8
+            params = self.transform.sample_params(int(video.shape[1]), int(video.shape[2]), rng)
+            sample["rgb"] = self.transform(video, params)
+        if "flow" in self.modalities:
+            flow = self._read_flow(ref)  # (T, H, W, 2) uint8
+            if params is None:
+                params = self.transform.sample_params(int(flow.shape[1]), int(flow.shape[2]), rng)
+            sample["flow"] = apply_flow(flow, params, bound=self.flow_bound)
         if "audio" in self.modalities:
-            wave = self._audio.get(ref["video"], self.audio_rate)
-            spec = spectrogram_windows(wave, self.audio_rate, torch.as_tensor(ref["times"]), size=self.audio_size)
+            spec = spectrogram_windows(self._read_audio(ref), self.audio_rate, torch.as_tensor(ref["times"]),
+                                       size=self.audio_size)
             sample["audio"] = spec.permute(1, 0, 2, 3).contiguous()  # (3, T, A, A)
         if "text" in self.modalities:
             sample["text"] = ref["text"]
         return sample
+
+    def _read_rgb(self, ref: dict[str, Any]) -> torch.Tensor:
+        """uint8 ``(T, H, W, 3)``: packed JPEGs, or frames decoded from the video."""
+        if self.from_packed("rgb"):
+            return self.packed.read_rgb(ref["packed_key"], ref["packed_offsets"])
+        return read_frames(ref["video"], ref["frames"])
+
+    def _read_flow(self, ref: dict[str, Any]) -> torch.Tensor:
+        """uint8 ``(T, H, W, 2)`` quantised (u, v): packed, or the raw u/v JPEG folders."""
+        if self.from_packed("flow"):
+            return self.packed.read_flow(ref["packed_key"], ref["packed_offsets"])
+        if ref.get("flow_dir") is None:
+            raise DataError("this dataset has no optical flow frames", path=ref["video"])
+        return read_flow_frames(ref["flow_dir"], ref["flow_frames"])
+
+    def _read_audio(self, ref: dict[str, Any]) -> torch.Tensor:
+        """The whole video's mono waveform at ``audio_rate``, float32 ``(N,)`` (cached per video)."""
+        if self.from_packed("audio"):
+            return self._audio.get(ref["audio_key"], self.audio_rate, self.packed.read_audio)
+        return self._audio.get(ref["video"], self.audio_rate)
 
 
 class EpicClips(ClipDataset):
     """EPIC-KITCHENS-100 segments: ``num_frames`` frames ``stride`` apart inside [start_frame, stop_frame]
     (train: random offset; eval: centred). Annotation frame numbers are converted to decode indices of
     the video file with the video's native fps (EK-55 numbering runs at 60 fps, see
-    :meth:`EpicKitchens100.frame_rate`)."""
+    :meth:`EpicKitchens100.frame_rate`). ``packed``: a folder written by
+    :func:`~modalbridge.io.packed.pack_epic`; its modalities are read at element ``frame - start_frame``
+    and the video is opened only for modalities it lacks."""
 
     def __init__(self, dataset: EpicKitchens100, segments: list[EpicSegment], *, num_frames: int = 32,
-                 stride: int = 2, **kwargs):
+                 stride: int = 2, packed: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
         self.ek, self.segments, self.num_frames, self.stride = dataset, segments, num_frames, stride
-        self._rates: dict[str, tuple[float, float]] = {}
+        self.packed = PackedEpic(packed) if packed is not None else None
 
     def __len__(self) -> int:
         return len(self.segments)
@@ -149,30 +186,24 @@ class EpicClips(ClipDataset):
     def clip_id(self, index: int) -> str:
         return self.segments[index].narration_id
 
-    def _rate(self, video_id: str) -> tuple[float, float]:
-        """(annotation frame rate, native fps); 1:1 when EPIC_100_video_info.csv is absent."""
-        if video_id not in self._rates:
-            try:
-                self._rates[video_id] = (self.ek.frame_rate(video_id), self.ek.fps(video_id))
-            except (DataError, FileNotFoundError):
-                fps = probe(self.ek.video_path(video_id)).fps
-                self._rates[video_id] = (fps, fps)
-        return self._rates[video_id]
-
     def _locate(self, index, rng):
         seg = self.segments[index]
         offsets = ek_clip_indices(seg.num_frames, self.num_frames, self.stride, train=self.train,
                                   rng=rng if self.train else None)
         frames = seg.start_frame + offsets  # 1-based annotation frame numbers
-        rate, fps = self._rate(seg.video_id)
-        times = (frames - 1) / rate
-        need_video = "rgb" in self.modalities or "audio" in self.modalities
+        raw = self.raw_modalities()
+        need_times = "audio" in self.modalities or "rgb" in raw
+        times, decode = self.ek.frame_times(seg.video_id, frames) if need_times else (None, None)
+        need_video = bool({"rgb", "audio"} & raw)
         return {
             "video": self.ek.video_path(seg.video_id) if need_video else self.ek.flow_dir(seg.video_id),
-            "frames": np.floor(times * fps + 1e-6).astype(np.int64),
+            "frames": decode,
             "times": times,
-            "flow_dir": self.ek.flow_dir(seg.video_id) if "flow" in self.modalities else None,
+            "flow_dir": self.ek.flow_dir(seg.video_id) if "flow" in raw else None,
             "flow_frames": rgb_to_flow_index(frames),
+            "packed_key": epic_key(seg.video_id, seg.narration_id),
+            "packed_offsets": offsets,
+            "audio_key": seg.video_id,
             "text": seg.narration,
             "labels": {"verb": seg.verb_class, "noun": seg.noun_class},
         }
@@ -186,16 +217,24 @@ class SomethingClips(ClipDataset):
     clamped to the folder's last frame) at the RGB time steps with the RGB crop. The TSN segments span
     the video header's frame count, except when ``flow`` is requested without ``rgb``/``audio``: then
     they span the flow folder's frame count and the video file is never opened (the two counts agree
-    for folders written by ``modalbridge data flow``, so flow-only teachers see the same time steps)."""
+    for folders written by ``modalbridge data flow``, so flow-only teachers see the same time steps).
+
+    ``packed``: a folder written by :func:`~modalbridge.io.packed.pack_something`; its modalities are read
+    at element = decode index, the segments span its frame count (the header's, as packed), and the video
+    is opened only for modalities it lacks."""
 
     def __init__(self, dataset: SomethingSomething, videos: list[SomethingVideo], *, num_segments: int = 16,
-                 **kwargs):
+                 packed: str | Path | None = None, **kwargs):
         kwargs["flip"] = False
         super().__init__(**kwargs)
         self.ss, self.videos, self.num_segments = dataset, videos, num_segments
+        self.packed = PackedSomething(packed) if packed is not None else None
         self._lengths: dict[str, tuple[int, float]] = {}
         self._flow_length = FlowFrameCounts()
-        self.reads_video = bool({"rgb", "audio"} & set(self.modalities)) or "flow" not in self.modalities
+        raw = self.raw_modalities()
+        # where the clip length comes from: the packed file, else the video header, else the flow folder
+        self.length_from_packed = self.from_packed("rgb") or self.from_packed("flow")
+        self.reads_video = bool({"rgb", "audio"} & raw) or not (self.length_from_packed or "flow" in raw)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -212,14 +251,19 @@ class SomethingClips(ClipDataset):
 
     def _locate(self, index, rng):
         video = self.videos[index]
-        flow_dir = self.ss.flow_dir(video.id) if "flow" in self.modalities else None
+        flow_dir = self.ss.flow_dir(video.id) if "flow" in self.raw_modalities() else None
         if self.reads_video:
             path = self.ss.video_path(video.id)
             length, fps = self._info(path)
-        else:  # flow without rgb/audio: the flow folder gives the length, no video is opened
-            path, length, fps = flow_dir, self._flow_length(flow_dir), None
+        else:  # no video opened: the flow folder (or the packed file, below) gives the length
+            path, length, fps = flow_dir, None, None
+        if self.length_from_packed:
+            length = self.packed.num_frames(video.id)
+        elif length is None:
+            length = self._flow_length(flow_dir)
         frames = tsn_indices(length, self.num_segments, train=self.train, rng=rng if self.train else None)
         flow_frames = decode_to_flow_index(frames, self._flow_length(flow_dir)) if flow_dir is not None else None
         times = frames / fps if fps is not None else None  # seconds, only needed by audio
         return {"video": path, "frames": frames, "times": times, "flow_dir": flow_dir, "flow_frames": flow_frames,
+                "packed_key": video.id, "packed_offsets": frames, "audio_key": video.id,
                 "text": video.label, "labels": {"action": video.class_id}}

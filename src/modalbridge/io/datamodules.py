@@ -56,6 +56,9 @@ class EpicKitchensDataModule(SeededDataModule):
             calibration (thesis Ch. 7: Z = 1000); served by :meth:`holdout_dataloader`.
         cache_media_gb: keep decoded frames, flow and audio in memory up to this many GiB (process-wide,
             :mod:`modalbridge.io.memory`; use with ``num_workers=0``): small datasets trained many epochs.
+        packed: folder of packed HDF5 files (``rgb.hdf5``, ``flow.hdf5``, ``audio.hdf5``, any subset; the
+            reference's format, written by ``modalbridge data pack``). Modalities with a file there are read
+            from it, the others from ``root``; annotations always come from ``root``.
     """
 
     def __init__(self, root: str = "world://kitchen/ek100", *, modalities: tuple[str, ...] = ("rgb",),
@@ -63,7 +66,8 @@ class EpicKitchensDataModule(SeededDataModule):
                  scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = True, color_jitter: bool = True,
                  audio_size: int = 224, train_split: str = "train", eval_split: str = "validation",
                  batch_size: int = 16, num_workers: int = 2, seed: int = 0, on_error: str = "raise",
-                 annotations_root: str | None = None, holdout: int = 0, cache_media_gb: float = 0.0):
+                 annotations_root: str | None = None, holdout: int = 0, cache_media_gb: float = 0.0,
+                 packed: str | None = None):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
         self.holdout = holdout
@@ -85,7 +89,7 @@ class EpicKitchensDataModule(SeededDataModule):
                          num_frames=hp.num_frames, stride=hp.stride, size=hp.size, train=train,
                          scale_range=tuple(hp.scale_range), flip=hp.flip and train,
                          color_jitter=hp.color_jitter, audio_size=hp.audio_size, seed=hp.seed,
-                         on_error=hp.on_error)
+                         on_error=hp.on_error, packed=hp.packed)
 
     def split_masks(self) -> dict[str, torch.Tensor]:
         """EK Unseen/Seen/Tail masks over the eval split; {} (with a warning) when the optional lists
@@ -119,6 +123,8 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
         holdout: training videos (seeded choice) kept out of training for ensemble calibration (thesis
             Ch. 7: Z = 1000); served by :meth:`holdout_dataloader`.
         cache_media_gb: decoded-media cache budget (see :class:`EpicKitchensDataModule`).
+        packed: folder of packed HDF5 files (``rgb.hdf5``, ``flow.hdf5``; written by ``modalbridge data
+            pack``): modalities with a file there are read from it, the others from ``root``/``flow_root``.
     """
 
     def __init__(self, root: str = "world://kitchen/ssv2", *, variant: str = "ssv2",
@@ -126,7 +132,7 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
                  scale_range: tuple[float, float] = (1.15, 1.43), color_jitter: bool = True,
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 16,
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise", flow_root: str | None = None,
-                 holdout: int = 0, cache_media_gb: float = 0.0):
+                 holdout: int = 0, cache_media_gb: float = 0.0, packed: str | None = None):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
         self.holdout = holdout
@@ -140,7 +146,7 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
         return SomethingClips(self.dataset, videos, modalities=tuple(hp.modalities),
                               num_segments=hp.num_segments, size=hp.size, train=train,
                               scale_range=tuple(hp.scale_range), color_jitter=hp.color_jitter, seed=hp.seed,
-                              on_error=hp.on_error)
+                              on_error=hp.on_error, packed=hp.packed)
 
 
 # --------------------------------------------------------------------------------------------- layouts

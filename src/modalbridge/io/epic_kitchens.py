@@ -724,6 +724,28 @@ class EpicKitchens100:
         """Rate of the RGB frame numbering used by ``start_frame``/``stop_frame`` (see :func:`rgb_frame_rate`)."""
         return rgb_frame_rate(video_id, self.fps(video_id))
 
+    def decode_rates(self, video_id: str) -> tuple[float, float]:
+        """``(annotation frame rate, native fps)`` of a video: annotation frame ``f`` (1-based) is at
+        ``(f - 1) / rate`` seconds, which is decode index ``floor(seconds · fps)`` of the video file. From
+        ``EPIC_100_video_info.csv``; 1:1 at the video header's fps when that file is absent. Cached."""
+        def load() -> tuple[float, float]:
+            try:
+                return self.frame_rate(video_id), self.fps(video_id)
+            except (DataError, FileNotFoundError):
+                from modalbridge.io.video import probe
+
+                fps = probe(self.video_path(video_id)).fps
+                return fps, fps
+
+        return self._cached(f"rates/{video_id}", load)
+
+    def frame_times(self, video_id: str, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """1-based annotation frame numbers ``(T,)`` → ``(seconds (T,) float, 0-based decode indices (T,) int64)``
+        in the video file (see :meth:`decode_rates`)."""
+        rate, fps = self.decode_rates(video_id)
+        times = (np.asarray(frames, dtype=np.int64) - 1) / rate
+        return times, np.floor(times * fps + 1e-6).astype(np.int64)
+
     def num_frames(self, video_id: str) -> int:
         """Number of RGB frames of the video implied by its duration: ``ceil(duration · frame_rate)``."""
         duration = self._video_info_of(video_id)[0]
