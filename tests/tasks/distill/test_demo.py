@@ -58,3 +58,20 @@ def test_long_trained_teachers_ensemble_is_better_calibrated_than_rgb(tmp_path):
     for head in ("verb", "noun"):
         assert ens[f"{head}_top1"] > rgb[f"{head}_top1"] + 20, (head, results)
     assert ens["verb_ece"] < rgb["verb_ece"] - 3, results
+
+
+def test_demo_empties_the_media_cache_it_filled(monkeypatch):
+    import numpy as np
+
+    from modalbridge.io.memory import MEDIA_CACHE
+    from modalbridge.tasks.distill import demo
+
+    def fake_run(quick, out, config):
+        MEDIA_CACHE.configure(2**20)  # what the demo's data modules do (cache_media_gb)
+        MEDIA_CACHE.put(("frame", "v.mp4", None, 0), np.zeros(10, np.uint8))
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(demo, "_run_demo", fake_run)
+    with pytest.raises(RuntimeError):
+        demo.run_demo(quick=True)
+    assert not MEDIA_CACHE.enabled and len(MEDIA_CACHE) == 0

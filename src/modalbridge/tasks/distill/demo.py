@@ -28,6 +28,7 @@ from modalbridge.core.report import bar_plot, table_html, write_report
 from modalbridge.core.runs import RunDirCallback
 from modalbridge.core.seeding import seed_everything
 from modalbridge.io.datamodules import EpicKitchensDataModule
+from modalbridge.io.memory import MEDIA_CACHE
 from modalbridge.io.video import read_frames
 from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
 from modalbridge.tasks.distill.compute import compute_table
@@ -133,7 +134,18 @@ def evaluate(models: dict[str, Teacher | torch.nn.Module], dm: EpicKitchensDataM
 
 
 def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoConfig | None = None) -> Path:
-    """Run the whole pipeline; returns the path of ``report.html``."""
+    """Run the whole pipeline; returns the path of ``report.html``. The decoded-media cache it fills
+    (``cache_media_gb``) is emptied and its previous budget restored when it returns."""
+    budget = MEDIA_CACHE.max_bytes
+    try:
+        return _run_demo(quick, out, config)
+    finally:
+        MEDIA_CACHE.configure(0)
+        MEDIA_CACHE.clear()
+        MEDIA_CACHE.configure(budget)
+
+
+def _run_demo(quick: bool, out: str | Path | None, config: DemoConfig | None) -> Path:
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
     out = Path(out) if out is not None else runs_dir() / "demo"
     out.mkdir(parents=True, exist_ok=True)
