@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/modalbridge bench all
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks studies
 
 clean:
 	rm -rf runs .pytest_cache
