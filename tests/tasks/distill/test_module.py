@@ -180,15 +180,17 @@ def test_omnivore_draws_one_modality_per_step_and_tests_on_rgb():
         m.training_forward(b)
 
 
-def test_omnivore_world_config_trains_through_the_cli(tmp_path):
+@pytest.mark.parametrize("config, batches", [("world_omnivore.yaml", 3), ("world_sthelse_omnivore.yaml", 4)])
+def test_omnivore_world_configs_train_through_the_cli(tmp_path, config, batches):
+    """EK (RGB/flow/audio) and Something-Else (RGB + box canvas on the layout data module)."""
     import json
     from pathlib import Path
 
     from modalbridge.cli import main
 
-    config = Path(__file__).resolve().parents[3] / "configs" / "distill" / "world_omnivore.yaml"
-    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
-                 "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+    path = Path(__file__).resolve().parents[3] / "configs" / "distill" / config
+    assert main(["fit", "--config", str(path), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", str(batches), "--trainer.limit_val_batches", "2",
                  "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0"]) in (0, None)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("stage") == "val" and 0 <= r["val/action_top1"] <= 100 for r in rows)
@@ -227,17 +229,3 @@ def test_omnivore_trains_on_the_box_canvas_of_a_layout_batch():
     assert out.shape == (2, 5) and torch.allclose(out, expected)
     with pytest.raises(KeyError, match="layout"):
         m.training_forward({"rgb": batch["rgb"]})
-
-
-def test_sthelse_omnivore_world_config_trains_through_the_cli(tmp_path):
-    import json
-    from pathlib import Path
-
-    from modalbridge.cli import main
-
-    config = Path(__file__).resolve().parents[3] / "configs" / "distill" / "world_sthelse_omnivore.yaml"
-    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
-                 "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2",
-                 "--trainer.enable_progress_bar", "false", "--data.init_args.num_workers", "0"]) in (0, None)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert any(r.get("stage") == "val" and 0 <= r["val/action_top1"] <= 100 for r in rows)
