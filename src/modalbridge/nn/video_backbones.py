@@ -18,6 +18,10 @@ name               architecture                                           D     
                    appearance trunk; 3x32x112x112 -> 2048x2x4x4 map
 ``r3d_tiny``       narrow 3D ResNet from torchvision's BasicBlock, one    128     ~0.9 M
                    block per stage, widths 16-32-64-128 (CPU worlds)
+``pooled``         no trunk: the clip average-pooled to (C, 8, 4, 4) and  384     768
+                   layer-normed — with a linear head, the distillation
+                   card's low-capacity teacher (§9.1 a), too small to
+                   memorise noisy labels
 =================  =====================================================  ======  =========
 
 ``VideoBackbone.forward_map`` returns the trunk's last feature map ``(B, D, t, h, w)`` (before pooling)
@@ -212,6 +216,27 @@ def convert_hara_r3d_state_dict(sd: Mapping) -> dict[str, torch.Tensor]:
     return out
 
 
+class _PooledClip(nn.Module):
+    """``(B, C, T, H, W) -> (B, C·t·g·g)``: adaptive average pooling to ``(t, g, g)``, flatten, LayerNorm."""
+
+    def __init__(self, channels: int, frames: int, grid: int):
+        super().__init__()
+        self.channels = channels
+        self.pool = nn.AdaptiveAvgPool3d((frames, grid, grid))
+        self.norm = nn.LayerNorm(channels * frames * grid * grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.channels:
+            raise ValueError(f"pooled backbone built for {self.channels} input channels, got a clip of shape "
+                             f"{tuple(x.shape)}; pass channels={x.shape[1]}")
+        return self.norm(self.pool(x).flatten(1))
+
+
+def pooled(frames: int = 8, grid: int = 4, channels: int = 3) -> VideoBackbone:
+    """Pooled pixels as features (no learnt trunk): with linear heads, a teacher of low capacity."""
+    return VideoBackbone(_PooledClip(channels, frames, grid), channels * frames * grid * grid, "pooled")
+
+
 BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
     "swin3d_t": swin3d_t,
     "swin3d_tiny": swin3d_tiny,
@@ -219,6 +244,7 @@ BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
     "r3d_50": r3d_50,
     "r3d_50_hara": r3d_50_hara,
     "r3d_tiny": r3d_tiny,
+    "pooled": pooled,
 }
 
 

@@ -31,3 +31,16 @@ def test_foreign_checkpoint_is_rejected_with_a_clear_message(tmp_path):
     save_safetensors({"foo.weight": torch.zeros(3)}, tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="none of its 1 tensors match"):
         VideoClassifier("swin3d_tiny", {"action": 4}, weights=str(tmp_path / "bad.safetensors"))
+
+
+def test_pooled_backbone_is_layer_normed_block_means_of_the_clip():
+    """The low-capacity teacher's features: means over (2, 8, 8) blocks of a 16×32×32 clip, layer-normed."""
+    b = build_backbone("pooled")
+    assert b.out_dim == 3 * 8 * 4 * 4 and sum(p.numel() for p in b.parameters()) == 2 * 384
+    x = torch.randn(2, 3, 16, 32, 32)
+    means = x.reshape(2, 3, 8, 2, 4, 8, 4, 8).mean((3, 5, 7)).flatten(1)
+    torch.testing.assert_close(b(x), torch.nn.functional.layer_norm(means, (384,)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="pass channels=2"):
+        b(torch.randn(1, 2, 8, 32, 32))
+    model = VideoClassifier("pooled", {"verb": 5, "noun": 7})
+    assert sum(p.numel() for p in model.parameters()) == 2 * 384 + 384 * 12 + 12

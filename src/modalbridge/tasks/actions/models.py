@@ -3,7 +3,8 @@
 Registered models (``modalbridge.core.registry``):
 
 * ``video_classifier`` — generic: ``backbone=`` any name of :mod:`modalbridge.nn.video_backbones`.
-* ``swin3d_t`` / ``swin3d_tiny`` / ``r3d_18`` / ``r3d_50`` — the same with that backbone fixed.
+* ``swin3d_t`` / ``swin3d_tiny`` / ``r3d_18`` / ``r3d_50`` / ``r3d_tiny`` / ``pooled`` — the same with that
+  backbone fixed (``pooled``: linear heads on the pooled clip, a low-capacity teacher).
 
 Builders take ``heads`` (e.g. ``{"verb": 97, "noun": 300}``), optional ``weights`` (a path to a
 torchvision-format checkpoint of the backbone, e.g. Kinetics-400) and backbone keyword arguments.
@@ -65,5 +66,5 @@ def _fixed(backbone: str):
     return builder
 
 
-for _name in ("swin3d_t", "swin3d_tiny", "r3d_18", "r3d_50", "r3d_tiny"):
+for _name in ("swin3d_t", "swin3d_tiny", "r3d_18", "r3d_50", "r3d_tiny", "pooled"):
     register_model(_name, task="actions")(_fixed(_name))
