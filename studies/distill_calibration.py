@@ -12,8 +12,11 @@ the library; no decoding per epoch), and prints validation top-1 / ECE per head:
 * the ensemble ``softmax(−CE/γ)``-weighted on held-out clips, for each ``--gammas``;
 * optionally (``--students``) CE and distilled RGB students of the same family.
 
+Each row also reports how far a model fits its own (noisy) training labels ("train action"); ``--json-out``
+appends the rows to a JSON-lines file as they come (a run cut by a time limit keeps what it finished).
+
 Usage: ``python studies/distill_calibration.py [--quick] [--device cuda] [--rgb-epochs 30] ...``
-(``--help``). Numbers in docs/distill.md: seed 0, 2 CPU cores.
+(``--help``); ``studies/distill_calibration_gpu.sh`` is the GPU study. Numbers in docs/distill.md.
 """
 
 from __future__ import annotations

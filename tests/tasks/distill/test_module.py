@@ -218,6 +218,31 @@ def test_box_canvas_draws_outlines_hands_over_objects():
                        "........"]
 
 
+def test_box_canvas_matches_drawing_box_by_box():
+    """The batched renderer against a plain loop that paints objects, then hands, one box at a time."""
+    from modalbridge.tasks.distill.models import BoxCanvas
+
+    g = torch.Generator().manual_seed(0)
+    s, thickness = 16, 2.0
+    xy = torch.rand(2, 3, 6, 2, 2, generator=g).sort(dim=3).values  # (B, T, M, (lo, hi), (x, y))
+    boxes = xy.flatten(-2)[..., [0, 1, 2, 3]]  # x1 y1 x2 y2
+    categories = torch.randint(0, 4, (2, 3, 6), generator=g)
+    canvas = BoxCanvas(s, thickness=thickness)
+    out = canvas(boxes, categories)
+    c = torch.arange(s) + 0.5
+    expected = torch.zeros(2, 3, s, s, dtype=torch.long)
+    for colour, cid in ((1, canvas.object_id), (2, canvas.hand_id)):
+        for b, t, m in zip(*torch.nonzero(categories == cid, as_tuple=True)):
+            x1, y1, x2, y2 = (boxes[b, t, m] * s).tolist()
+            in_x, in_y = (c >= x1) & (c <= x2), (c >= y1) & (c <= y2)
+            near_x = in_x & ((c - x1 < thickness) | (x2 - c < thickness))
+            near_y = in_y & ((c - y1 < thickness) | (y2 - c < thickness))
+            on = (in_y[:, None] & near_x[None, :]) | (near_y[:, None] & in_x[None, :])
+            expected[b, t][on] = colour
+    torch.testing.assert_close(out, canvas.palette[expected].permute(0, 4, 1, 2, 3))
+    assert (expected > 0).any() and (expected == 2).any()
+
+
 def test_omnivore_trains_on_the_box_canvas_of_a_layout_batch():
     from modalbridge.tasks.distill.module import OmnivoreModule
 

@@ -86,7 +86,7 @@ class BoxCanvas(nn.Module):
     ``forward(boxes (B, T, M, 4) normalised x1 y1 x2 y2, categories (B, T, M)) -> (B, 3, T, S, S)``.
     Slots whose category is neither ``hand_id`` nor ``object_id`` (padding, the CLS token) are not drawn; a
     pixel is drawn when its centre lies inside a box and less than ``thickness`` pixels from its border.
-    Hands are drawn over objects. Fully vectorised (no loop over boxes or frames).
+    Hands are drawn over objects. Fully vectorised (no loop over boxes or frames); memory O(B·T·(M·S + S²)).
     """
 
     def __init__(self, size: int, *, hand_id: int = 1, object_id: int = 2, thickness: float = 2.0,
@@ -112,10 +112,14 @@ class BoxCanvas(nn.Module):
 
         in_x, near_x = axis(x1, x2)
         in_y, near_y = axis(y1, y2)
-        outline = (in_y[..., :, None] & near_x[..., None, :]) | (near_y[..., :, None] & in_x[..., None, :])
         drawn = {}
         for kind, cid in (("object", self.object_id), ("hand", self.hand_id)):
-            drawn[kind] = (outline & (categories == cid)[..., None, None]).any(dim=2)  # (B, T, S, S)
+            # pixel (y, x) lies on a box's outline: (inside in y and near in x) or (near in y and inside in x);
+            # counted over the boxes with two batched products, never a (B, T, M, S, S) mask
+            keep = (categories == cid).float()[..., None]  # (B, T, M, 1)
+            hits = (torch.einsum("btmy,btmx->btyx", in_y * keep, near_x.float())
+                    + torch.einsum("btmy,btmx->btyx", near_y * keep, in_x.float()))
+            drawn[kind] = hits > 0  # (B, T, S, S)
         colour = torch.zeros(drawn["hand"].shape, dtype=torch.long, device=boxes.device)
         colour[drawn["object"]] = 1
         colour[drawn["hand"]] = 2
