@@ -36,7 +36,7 @@ from modalbridge.core.engine import param_groups, warmup_linear_schedule
 from modalbridge.core.registry import create_model
 from modalbridge.io.datamodules import EpicKitchensDataModule
 from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
-from modalbridge.nn.distillation import calibration_weights, distillation_objective
+from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
 
 MODALITIES = ("rgb", "flow", "audio")
 
@@ -121,10 +121,6 @@ def scores(z: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, 
     return {k: float(v) for k, v in r.items()}
 
 
-def ensemble(members: list[dict[str, torch.Tensor]], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {h: sum(w * z[h] for w, z in zip(weights[h], members)) for h in weights}
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--world", default="world://kitchen-distill/ek100")
@@ -189,12 +185,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         record(f"{m} ({kind[m]}, {epochs[m]} ep)", logits(models[m], val[m], args.device), models[m], m)
     held = {m: logits(models[m], holdout[m], args.device) for m in MODALITIES}
     for gamma in args.gammas:
-        weights = {h: calibration_weights(
+        ensemble = LogitEnsemble(list(MODALITIES), {h: calibration_weights(
             torch.stack([F.cross_entropy(held[m][h], holdout[h].cpu()) for m in MODALITIES]), gamma)
-            for h in ("verb", "noun")}
-        z = ensemble([logits(models[m], val[m], args.device) for m in MODALITIES], weights)
-        record(f"ensemble γ={gamma:g}", z)
-        teacher = [ensemble([logits(models[m], v[m], args.device) for m in MODALITIES], weights) for v in views]
+            for h in ("verb", "noun")})
+        record(f"ensemble γ={gamma:g}", ensemble([logits(models[m], val[m], args.device) for m in MODALITIES]))
+        teacher = [ensemble([logits(models[m], v[m], args.device) for m in MODALITIES]) for v in views]
         for lam in args.students:
             student = fit(build(kind["rgb"], dm.heads, frames, args.seed + 1), views, "rgb", args.rgb_epochs,
                           lr=args.lr, batch_size=args.batch_size, device=args.device, seed=args.seed + 1,

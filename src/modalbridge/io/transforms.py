@@ -23,7 +23,11 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["ClipParams", "ClipTransform", "apply_flow", "adjust_hue"]
+__all__ = ["ClipParams", "ClipTransform", "apply_flow", "adjust_hue", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+#: ImageNet RGB mean / std (in [0, 1] units): the normalisation of every clip the video models see
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _JITTER_RANGE = (0.75, 1.25)
 _HUE_RANGE = (-0.1, 0.1)
@@ -65,8 +69,7 @@ class ClipTransform:
 
     def __init__(self, size: int = 224, *, train: bool, scale_range: tuple[float, float] = (1.15, 1.43),
                  flip: bool = False, color_jitter: bool = True,
-                 mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
-                 std: tuple[float, float, float] = (0.229, 0.224, 0.225)):
+                 mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD):
         if min(scale_range) < 1.0:
             raise ValueError(f"scale_range must be >= 1 so that the crop fits, got {scale_range}")
         self.size = int(size)

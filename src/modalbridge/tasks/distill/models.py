@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from modalbridge.core.registry import register_model
+from modalbridge.io.transforms import IMAGENET_MEAN, IMAGENET_STD
 from modalbridge.nn.heads import MultiHead
 from modalbridge.nn.text import TextEncoder
 
@@ -90,8 +91,7 @@ class BoxCanvas(nn.Module):
     """
 
     def __init__(self, size: int, *, hand_id: int = 1, object_id: int = 2, thickness: float = 2.0,
-                 mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
-                 std: tuple[float, float, float] = (0.229, 0.224, 0.225)):
+                 mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD):
         super().__init__()
         self.size, self.hand_id, self.object_id, self.thickness = int(size), hand_id, object_id, float(thickness)
         colours = torch.tensor([CANVAS_COLOURS[k] for k in ("background", "object", "hand")], dtype=torch.float32)
