@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -113,12 +114,16 @@ class RunDirCallback(L.Callback):
 
 
 class KillAtEpoch(L.Callback):
-    """Fault injection for resume tests: hard-exits the process (``os._exit``, no cleanup) when epoch
-    ``epoch`` starts. Enabled by the CLI when ``$MODALBRIDGE_KILL_AT_EPOCH`` is set."""
+    """Fault injection for resume tests: kills the job when epoch ``epoch`` starts, like a preempted node —
+    its DataLoader workers (SIGKILL) and then the process itself (``os._exit``, no cleanup). Killing the
+    workers first matters: an orphaned worker can outlive its parent and hold the job's stdout open.
+    Enabled by the CLI when ``$MODALBRIDGE_KILL_AT_EPOCH`` is set."""
 
     def __init__(self, epoch: int):
         self.epoch = epoch
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
+            for child in multiprocessing.active_children():
+                child.kill()
             os._exit(17)
