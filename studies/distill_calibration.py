@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Subset
 from modalbridge.core.data import collate_skipping
 from modalbridge.core.engine import param_groups, warmup_linear_schedule
 from modalbridge.core.registry import create_model
-from modalbridge.io.datamodules import EpicKitchensDataModule
+from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
 from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
 

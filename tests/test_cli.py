@@ -106,8 +106,8 @@ def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_vi
     import torch
 
     from modalbridge.core.data import collate_skipping
-    from modalbridge.core.engine import ModalityClassifierModule
-    from modalbridge.io.datamodules import SomethingDataModule
+    from modalbridge.core.classifier import ModalityClassifierModule
+    from modalbridge.datasets.datamodules import SomethingDataModule
     from modalbridge.tasks.distill.module import DistillModule
 
     assert main(["data", "flow", "--root", str(tiny_ssv2)]) == 0
@@ -143,7 +143,7 @@ def test_distill_cache_for_an_object_teacher_reads_layouts_without_video(tmp_pat
     no video decoded), rows keyed by video id, equal to the live teacher; a teacher with other classes is refused."""
     import torch
 
-    from modalbridge.io.datamodules import SomethingLayoutDataModule
+    from modalbridge.datasets.datamodules import SomethingLayoutDataModule
     from modalbridge.tasks.distill.module import DistillModule
     from modalbridge.tasks.layouts.module import LayoutModule
 

@@ -6,7 +6,7 @@ import torch
 
 import modalbridge.io.audio as audio_io
 import modalbridge.io.video as video_io
-from modalbridge.core.data import enable_media_cache
+from modalbridge.io.memory import enable_media_cache
 from modalbridge.io.audio import load_audio
 from modalbridge.io.flow import read_flow_frames, write_flow_frames
 from modalbridge.io.memory import MEDIA_CACHE, MediaCache

@@ -1,5 +1,10 @@
 """Data-loading plumbing shared by every task: a seeded epoch/rank-aware sampler, skip-aware collation
-and a LightningDataModule base that wires them together."""
+and a LightningDataModule base that wires them together.
+
+Under DDP the Trainer runs with Lightning's ``use_distributed_sampler=True`` (the CLI's default): a loader
+whose sampler is already distributed — :class:`EpochSampler` is a :class:`~torch.utils.data.DistributedSampler`
+— is left alone, any other loader (a plain ``DataLoader`` over a ``TensorDataset``) gets Lightning's
+``DistributedSampler``, so no data module trains on the whole data on every rank."""
 
 from __future__ import annotations
 
@@ -10,20 +15,25 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 log = logging.getLogger(__name__)
 
 
-class EpochSampler(Sampler[int]):
-    """Seeded, epoch-aware and rank-aware sampler that tells the dataset the epoch through the index.
+class EpochSampler(DistributedSampler):
+    """Seeded, epoch-aware and rank-aware sampler that can tell the dataset the epoch through the index.
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so a run resumed from a checkpoint sees the
     same batches as an uninterrupted one; under DDP rank ``r`` takes every ``world_size``-th index of the
     permutation padded (by wrapping) to a multiple of ``world_size``. With ``encode_epoch`` it yields
-    ``epoch * len(dataset) + index`` so the dataset (e.g. :class:`~modalbridge.io.clips.ClipDataset`)
+    ``epoch * len(dataset) + index`` so the dataset (e.g. :class:`~modalbridge.datasets.clips.ClipDataset`)
     derives its augmentation draws from ``(seed, epoch, index)`` in whatever worker process it runs —
     no shared state whose update could race with worker start-up (as ``set_epoch`` does on resume).
+    Encoding is opt-in: a dataset asks for it with the class attribute ``epoch_indexed = True``
+    (:class:`SeededDataModule` reads it); every other dataset gets plain indices.
+
+    It subclasses :class:`~torch.utils.data.DistributedSampler` only so that Lightning recognises it as
+    already distributed (``DistributedSampler.__init__`` is not called: it would need a process group).
 
     ``epoch_fn`` (e.g. ``lambda: trainer.current_epoch``) is read when iteration starts; without it the
     value given to :meth:`set_epoch` is used.
@@ -33,6 +43,7 @@ class EpochSampler(Sampler[int]):
                  encode_epoch: bool = False, epoch_fn: Callable[[], int] | None = None):
         self.dataset, self.shuffle, self.seed = dataset, shuffle, seed
         self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.num_replicas, self.drop_last = world_size, False  # DistributedSampler's attribute names
         self.encode_epoch, self.epoch_fn = encode_epoch, epoch_fn
 
     def set_epoch(self, epoch: int) -> None:
@@ -82,32 +93,37 @@ def collate_skipping(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 class SeededDataModule(L.LightningDataModule):
-    """Base data module: subclasses fill ``train_set``/``val_set`` in ``setup`` and define ``heads``
-    (``{head: num_classes}``) and ``class_names``; loaders use :class:`EpochSampler` (rank-aware, so the
-    Trainer must run with ``use_distributed_sampler=False`` — the CLI sets it).
+    """Base data module: subclasses fill ``train_set``/``val_set`` in ``setup`` (or implement
+    ``make_dataset(split, train=...)`` and :meth:`split_names`); classifier data modules also define
+    ``heads`` (``{head: num_classes}``, linked into the model by the CLI) and ``class_names``. Loaders use
+    :class:`EpochSampler` (rank-aware: Lightning leaves it in place under DDP).
 
-    Contract for datasets: the shuffled (training) loader passes ``epoch * len(dataset) + index``; a
-    dataset recovers both with ``epoch, index = divmod(i, len(self))`` (see :class:`~modalbridge.io.clips.ClipDataset`).
-    Set ``reload_dataloaders_every_n_epochs=1`` on the Trainer (the CLI does) for exact resume."""
+    Datasets whose items depend on the epoch (random augmentation) set ``epoch_indexed = True`` and receive
+    ``epoch * len(dataset) + index`` from the shuffled loader (``epoch, index = divmod(i, len(self))``, see
+    :class:`~modalbridge.datasets.clips.ClipDataset`); any other dataset (a ``TensorDataset``) gets plain
+    indices. Set ``reload_dataloaders_every_n_epochs=1`` on the Trainer (the CLI does) for exact resume.
+
+    ``sample_id_key`` names the batch field that identifies a sample (evaluation de-duplicates by it).
+    """
 
     heads: dict[str, int]
     class_names: dict[str, list[str]]
+    #: batch field naming each sample (see :class:`~modalbridge.core.engine.TaskModule`)
+    sample_id_key: str = "index"
     #: batch collation of every loader (a module-level function, so worker processes can pickle it)
     collate_fn: Callable[[list[Any]], dict[str, Any]] = staticmethod(collate_skipping)
 
-    def __init__(self, *, batch_size: int, num_workers: int, seed: int, cache_media_gb: float = 0.0):
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int):
         super().__init__()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
-        if cache_media_gb > 0:
-            enable_media_cache(cache_media_gb, num_workers)
 
     def loader(self, dataset: Dataset, *, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = EpochSampler(dataset, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
-                               encode_epoch=shuffle,
+                               encode_epoch=shuffle and bool(getattr(dataset, "epoch_indexed", False)),
                                epoch_fn=(lambda: _epoch_for_sampling(trainer)) if trainer is not None else None)
         return DataLoader(dataset, batch_size=batch_size or self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=self.collate_fn, persistent_workers=False,
@@ -116,6 +132,10 @@ class SeededDataModule(L.LightningDataModule):
     def split_names(self) -> tuple[str, str]:
         """(training split, evaluation split) that :meth:`setup` builds with ``make_dataset``."""
         return self.hparams.train_split, self.hparams.eval_split
+
+    def make_dataset(self, split: str, *, train: bool) -> Dataset:
+        raise NotImplementedError(f"{type(self).__name__} must fill train_set/val_set in setup() or implement "
+                                  "make_dataset(split, train=...)")
 
     def setup(self, stage: str | None = None) -> None:
         """Build ``train_set`` (fitting only) and ``val_set`` with the subclass's
@@ -138,36 +158,4 @@ class SeededDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    def split_masks(self) -> dict[str, torch.Tensor]:
-        """Named boolean masks over the evaluation split (e.g. EK Unseen/Tail); empty by default."""
-        return {}
 
-    # -- held-out training items (ensemble calibration, thesis Ch. 7) --------------------------------
-    holdout: int = 0
-
-    def holdout_part(self, items: list, part: str) -> list:
-        """``items`` (the training split) minus the ``holdout`` held-out ones (``part="train"``), only those
-        (``"holdout"``), or all (``"all"``); the choice is seeded by the data module's seed."""
-        if not self.holdout or part == "all":
-            return list(items)
-        held = set(np.random.default_rng([self.seed, 7]).permutation(len(items))[: self.holdout].tolist())
-        return [x for i, x in enumerate(items) if (i in held) == (part == "holdout")]
-
-    def holdout_dataloader(self) -> DataLoader:
-        """Eval-transform loader over the held-out training items (identical on every DDP rank); the
-        subclass's ``make_dataset(split, train=False, part="holdout")`` builds it."""
-        if not self.holdout:
-            raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
-        ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
-        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn)
-
-
-def enable_media_cache(gb: float, num_workers: int = 0) -> None:
-    """Turn on the process-wide decoded-media cache (:mod:`modalbridge.io.memory`) with a budget of at
-    least ``gb`` GiB (a larger budget already set is kept)."""
-    from modalbridge.io.memory import MEDIA_CACHE
-
-    MEDIA_CACHE.configure(max(MEDIA_CACHE.max_bytes, int(gb * 2**30)))
-    if num_workers > 0:
-        log.warning("cache_media_gb with num_workers=%d: every worker process fills its own cache and loses "
-                    "it when the loader is rebuilt; the cache pays off with num_workers=0", num_workers)

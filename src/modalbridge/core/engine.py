@@ -1,31 +1,47 @@
-"""Lightning plumbing shared by every classification-style task.
+"""The engine every task's LightningModule stands on: :class:`TaskModule`.
 
-:class:`ClassifierModule` owns what does not depend on the method: the AdamW optimiser with the
-papers' per-step linear warm-up + linear decay schedule, collection of evaluation logits across
-batches and DDP ranks (de-duplicated by clip index), the standard metrics (top-1/top-5 per head,
-action = verb∧noun, ECE, per-split accuracies) and RNG state in checkpoints so a resumed run
-continues exactly. Subclasses implement :meth:`forward` (``batch -> {head: logits}``) and
-:meth:`loss` (``outputs, batch -> (loss, logs)``).
+It owns what does not depend on the task:
+
+* **optimisation** from config — ``optimizer`` (``adamw`` with no decay on biases/norms, ``adam``, ``sgd``),
+  ``lr``, ``weight_decay`` and a per-step ``schedule`` (``linear``: linear warm-up then linear decay to 0,
+  ``cosine``: warm-up then cosine decay, ``constant``: warm-up then flat) whose length is the run's real
+  number of optimiser steps (``max_epochs`` or ``max_steps``, whichever ends the run); the warm-up is
+  ``warmup_steps`` or ``warmup_epochs`` epochs. Manual optimisation (``automatic_optimization = False``)
+  gets the same optimiser and scheduler from ``self.optimizers()`` / ``self.lr_schedulers()``.
+* **evaluation collection**: ``evaluation_step`` returns per-sample tensors (first dimension = batch); the
+  engine keeps them per evaluation dataloader, gathers them across DDP ranks, drops the duplicates a
+  padded distributed sampler adds (by the sample id the data module names, ``sample_id_key``, default
+  ``index``) and calls ``compute_metrics`` once per loader — then ``combine_metrics`` across loaders (e.g.
+  the GZSL harmonic mean of a seen and an unseen loader). One loader logs ``val/<metric>``; several log
+  ``val/<loader>/<metric>`` (names from the data module's ``eval_loader_names``) plus the combined ones.
+* **the monitored metric and its direction** (``monitor``, ``monitor_mode``): the CLI's best checkpoint
+  follows them; ``metric_mode(name)`` tells reports which way a curve is better.
+* **exact resume**: torch/numpy RNG states travel in checkpoints (tensors only: ``weights_only=True``).
+* **skips**: batches a skip-aware collation emptied (``{"skipped": n}``) are counted, not trained on.
+
+A task implements ``training_loss(batch) -> (loss, logs)`` (or its own ``training_step``),
+``evaluation_step(batch, dataloader_idx) -> {name: (B, ...) tensor}`` and ``compute_metrics``.
+:class:`~modalbridge.core.classifier.ClassifierModule` is the subclass for multi-head classifiers.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from modalbridge.metrics import (
-    action_accuracy,
-    action_ece,
-    epic_metrics,
-    expected_calibration_error,
-    topk_accuracy,
-)
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("linear", "cosine", "constant")
+
+#: metric-name fragments whose value is better when lower (reports, checkpoint direction defaults)
+LOWER_IS_BETTER = ("loss", "error", "ece", "distance", "dist", "rank", "nll", "mse", "mae", "perplexity")
 
 
 def warmup_linear_schedule(total_steps: int, warmup_steps: int):
@@ -39,6 +55,31 @@ def warmup_linear_schedule(total_steps: int, warmup_steps: int):
     return fn
 
 
+def warmup_cosine_schedule(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear 0→1 over ``warmup_steps``, then half a cosine 1→0 at ``total_steps``."""
+
+    def fn(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def warmup_constant_schedule(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear 0→1 over ``warmup_steps``, then 1."""
+
+    def fn(step: int) -> float:
+        return (step + 1) / warmup_steps if warmup_steps > 0 and step < warmup_steps else 1.0
+
+    return fn
+
+
+_SCHEDULE_FNS = {"linear": warmup_linear_schedule, "cosine": warmup_cosine_schedule,
+                 "constant": warmup_constant_schedule}
+
+
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: no decay on biases and 1-D parameters (norms), ``weight_decay`` elsewhere."""
     decay, no_decay = [], []
@@ -49,91 +90,205 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-class ClassifierModule(L.LightningModule):
-    """Base LightningModule for multi-head classifiers (see module docstring).
+def is_empty_batch(batch: Any) -> bool:
+    """A batch whose every sample a skip-aware collation dropped: ``{"skipped": n}`` and nothing else."""
+    return isinstance(batch, dict) and set(batch) <= {"skipped"}
+
+
+def metric_mode(name: str) -> str:
+    """``"min"`` for metric names that read as errors (loss, ECE, distance, rank …), else ``"max"``."""
+    leaf = name.rpartition("/")[2].lower()
+    return "min" if any(part in leaf for part in LOWER_IS_BETTER) else "max"
+
+
+def dedupe_rows(rows: dict[str, Any], key: str) -> dict[str, Any]:
+    """Keep one row per sample id ``rows[key]`` (ids: an int tensor or a list of strings), sorted by id."""
+    ids = rows[key]
+    values = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids, dtype=object)
+    if values.dtype == object:
+        first: dict[Any, int] = {}
+        for position, value in enumerate(values.tolist()):
+            first.setdefault(value, position)
+        keep = [first[v] for v in sorted(first)]
+    else:
+        keep = np.unique(values, return_index=True)[1].tolist()
+    index = torch.as_tensor(keep, dtype=torch.long)
+    return {k: (v[index] if isinstance(v, torch.Tensor) else [v[i] for i in keep]) for k, v in rows.items()}
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat([p.cpu() for p in parts])
+    return [x for p in parts for x in p]
+
+
+class TaskModule(L.LightningModule):
+    """Base LightningModule of every task (see the module docstring).
 
     Args:
-        lr: peak learning rate. weight_decay: AdamW decoupled decay.
-        warmup_epochs: linear warm-up length in epochs (fractional allowed).
-        ece_bins: bins for the expected calibration error.
+        lr: peak learning rate. weight_decay: decoupled (AdamW) or L2 (Adam/SGD) decay.
+        optimizer: ``adamw`` | ``adam`` | ``sgd`` (momentum 0.9).
+        schedule: ``linear`` | ``cosine`` | ``constant`` after the warm-up (per optimiser step).
+        warmup_epochs: warm-up length in epochs (fractional allowed); ``warmup_steps`` overrides it.
     """
 
-    def __init__(self, *, lr: float = 1e-4, weight_decay: float = 0.05, warmup_epochs: float = 3.0,
-                 ece_bins: int = 15):
+    #: the metric that selects the best checkpoint, and whether lower (``min``) or higher is better
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(self, *, lr: float = 1e-4, weight_decay: float = 0.0, optimizer: str = "adamw",
+                 schedule: str = "linear", warmup_epochs: float = 0.0, warmup_steps: int | None = None):
         super().__init__()
-        self.lr, self.weight_decay, self.warmup_epochs, self.ece_bins = lr, weight_decay, warmup_epochs, ece_bins
-        self._eval: dict[str, list[torch.Tensor]] = {}
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {'|'.join(OPTIMIZERS)}, got {optimizer!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {'|'.join(SCHEDULES)}, got {schedule!r}")
+        self.lr, self.weight_decay, self.optimizer_name, self.schedule = lr, weight_decay, optimizer, schedule
+        self.warmup_epochs, self.warmup_steps = warmup_epochs, warmup_steps
+        self._eval: dict[int, dict[str, list[Any]]] = {}
+        self._eval_seen = 0
         self.skipped_clips = 0
+        self.last_eval_metrics: dict[str, float] = {}
 
-    # -- to implement -------------------------------------------------------------------------
-    label_smoothing: float = 0.0
+    # -- to implement ---------------------------------------------------------------------------
+    def training_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, {name: value})`` of one training batch; the values are logged as ``train/<name>``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement training_loss or training_step")
 
-    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
-        """Default: cross-entropy per labelled head, averaged (EK: verb and noun; SSv2: action)."""
-        losses = {h: F.cross_entropy(outputs[h], batch[h], label_smoothing=self.label_smoothing)
-                  for h in self.label_heads()}
-        return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
+    def evaluation_step(self, batch: Any, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Per-sample results of one evaluation batch: ``{name: (B, ...) tensor or list}``; the sample ids
+        (``batch[sample_id_key]``) are added by the engine. Return ``{}`` to record nothing."""
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluation_step")
 
-    def label_heads(self) -> list[str]:
-        """Heads that have ground-truth labels in the batch (e.g. ``["verb", "noun"]``)."""
-        raise NotImplementedError
+    def compute_metrics(self, outputs: dict[str, Any], loader: str) -> dict[str, float]:
+        """Metrics of one evaluation loader from its gathered, de-duplicated ``outputs`` (every rank gets
+        the same)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_metrics")
 
-    # -- optimisation --------------------------------------------------------------------------
+    def combine_metrics(self, per_loader: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Metrics across several evaluation loaders (logged as ``<stage>/<name>``); none by default."""
+        return {}
+
+    def metric_mode(self, name: str) -> str:
+        """``"min"`` or ``"max"``: which way ``name`` is better (reports; the CLI's ``--monitor``)."""
+        leaf = name.rpartition("/")[2]
+        if leaf == self.monitor.rpartition("/")[2]:
+            return self.monitor_mode
+        return metric_mode(name)
+
+    # -- optimisation ------------------------------------------------------------------------------
+    def optimizer_parameters(self) -> list[dict[str, Any]]:
+        """Parameter groups handed to the optimiser (default: every trainable parameter of the module)."""
+        return param_groups(self, self.weight_decay)
+
+    def schedule_lengths(self) -> tuple[int, int]:
+        """``(total optimiser steps, warm-up steps)`` of this run, under ``max_epochs`` or ``max_steps``."""
+        trainer = self.trainer
+        total = int(trainer.estimated_stepping_batches)
+        if self.warmup_steps is not None:
+            return total, int(self.warmup_steps)
+        batches = trainer.num_training_batches
+        if isinstance(batches, int | float) and math.isfinite(batches) and batches > 0:
+            per_epoch = max(1.0, batches / max(1, trainer.accumulate_grad_batches))
+        else:  # an iterable dataset of unknown length: the epoch is the whole run
+            per_epoch = total / max(1, trainer.max_epochs or 1)
+        if trainer.max_steps in (None, -1):  # epoch-bounded: the same length the papers' recipes derive
+            per_epoch = total / max(1, trainer.max_epochs or 1)
+        return total, int(round(self.warmup_epochs * per_epoch))
+
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(param_groups(self, self.weight_decay), lr=self.lr)
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = max(1, self.trainer.max_epochs or 1)
-        warmup = int(round(self.warmup_epochs * total / epochs))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_schedule(total, warmup))
+        groups = self.optimizer_parameters()
+        if self.optimizer_name == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        elif self.optimizer_name == "adam":
+            optimizer = torch.optim.Adam(groups, lr=self.lr)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=0.9)
+        total, warmup = self.schedule_lengths()
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _SCHEDULE_FNS[self.schedule](total, warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    # -- steps -------------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Any], batch_idx: int):
+    # -- training ------------------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int):
         self._count_skips(batch)
-        if "index" not in batch:
-            return None  # every clip of this batch was skipped
-        outputs = self.training_forward(batch)
-        loss, logs = self.loss(outputs, batch)
-        bs = len(batch["index"])
+        if is_empty_batch(batch):
+            return None  # every sample of this batch was skipped (counted above)
+        loss, logs = self.training_loss(batch)
+        bs = self.batch_size_of(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for k, v in logs.items():
             self.log(f"train/{k}", v, batch_size=bs)
         return loss
 
-    def training_forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The logits a training step scores (default: ``self(batch)``, as in evaluation)."""
-        return self(batch)
+    def batch_size_of(self, batch: Any) -> int | None:
+        """Number of samples in ``batch`` (for logging averages); ``None`` lets Lightning infer it."""
+        ids = batch.get(self.sample_id_key) if isinstance(batch, dict) else None
+        return len(ids) if ids is not None else None
 
-    def _count_skips(self, batch: dict[str, Any]) -> None:
-        skipped = int(batch.get("skipped", 0))
+    def _count_skips(self, batch: Any) -> None:
+        skipped = int(batch.get("skipped", 0)) if isinstance(batch, dict) else 0
         if skipped:
             self.skipped_clips += skipped
             self.log("skipped_clips", float(self.skipped_clips), reduce_fx="max")
 
-    def _eval_step(self, batch: dict[str, Any]) -> None:
-        self._count_skips(batch)
-        if "index" not in batch:
+    def on_train_start(self) -> None:
+        self._check_distributed_sampler()
+
+    def _check_distributed_sampler(self) -> None:
+        """Under DDP every rank must read its own share of the training data."""
+        if self._trainer is None or self.trainer.world_size <= 1:
             return
-        outputs = self(batch)
-        self._eval.setdefault("index", []).append(batch["index"].detach())
-        for name, logits in self.eval_logits(outputs).items():
-            self._eval.setdefault(f"logits/{name}", []).append(logits.detach().float())
-        for head in self.label_heads():
-            self._eval.setdefault(f"target/{head}", []).append(batch[head].detach())
+        from torch.utils.data import DistributedSampler
 
-    def eval_logits(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Outputs recorded for evaluation (default: one per labelled head; models with auxiliary heads add
-        theirs)."""
-        return {h: outputs[h] for h in self.label_heads()}
+        loader = self.trainer.train_dataloader
+        loaders = loader if isinstance(loader, Sequence) else [loader]
+        for dl in loaders:
+            sampler = getattr(dl, "sampler", None)
+            batch_sampler = getattr(dl, "batch_sampler", None)
+            inner = getattr(batch_sampler, "sampler", None)
+            if not any(isinstance(s, DistributedSampler) for s in (sampler, inner, batch_sampler)):
+                raise RuntimeError(
+                    f"DDP with {self.trainer.world_size} processes but the training loader's sampler "
+                    f"({type(sampler).__name__}) is not distributed: every rank would train on all the data. "
+                    "Keep trainer.use_distributed_sampler=true (the default) or use a rank-aware sampler "
+                    "(modalbridge.core.data.EpochSampler).")
 
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch)
+    # -- evaluation ------------------------------------------------------------------------------------
+    @property
+    def sample_id_key(self) -> str:
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(dm, "sample_id_key", "index")
 
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch)
+    def _collect(self, batch: Any, dataloader_idx: int) -> None:
+        self._count_skips(batch)
+        if is_empty_batch(batch):
+            return
+        rows = self.evaluation_step(batch, dataloader_idx)
+        if not rows:
+            return
+        key = self.sample_id_key
+        ids = batch.get(key) if isinstance(batch, dict) else None
+        if ids is None:
+            if self._trainer is not None and self.trainer.world_size > 1:
+                raise KeyError(f"evaluation batches have no {key!r} field: under DDP the engine de-duplicates "
+                               "samples by it; add a sample id to the dataset's items (or set the data "
+                               "module's sample_id_key)")
+            n = len(next(iter(rows.values())))
+            ids = torch.arange(self._eval_seen, self._eval_seen + n)
+            self._eval_seen += n
+        store = self._eval.setdefault(dataloader_idx, {})
+        store.setdefault(key, []).append(ids.detach() if isinstance(ids, torch.Tensor) else list(ids))
+        for name, value in rows.items():
+            store.setdefault(name, []).append(value.detach() if isinstance(value, torch.Tensor) else list(value))
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, dataloader_idx)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, dataloader_idx)
 
     def on_validation_epoch_start(self) -> None:
-        self._eval = {}
+        self._eval, self._eval_seen = {}, 0
 
     on_test_epoch_start = on_validation_epoch_start
 
@@ -143,60 +298,59 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def gathered_eval(self) -> dict[str, torch.Tensor]:
-        """Concatenate this epoch's eval tensors over batches and ranks; keep one row per clip index."""
-        if not self._eval:
-            return {}
-        local = {k: torch.cat(v) for k, v in self._eval.items()}
-        if self._trainer is not None and self.trainer.world_size > 1:
-            # ranks may hold different counts (skipped clips): pad to the longest with index -1, gather, drop
-            n = torch.tensor(len(local["index"]), device=self.device)
-            longest = int(self.all_gather(n).max())
-            pad = longest - len(local["index"])
-            if pad:
-                local = {k: torch.cat([v, v.new_full((pad, *v.shape[1:]), -1 if k == "index" else 0)])
-                         for k, v in local.items()}
-            local = {k: self.all_gather(v).flatten(0, 1) for k, v in local.items()}
-            keep = local["index"] >= 0
-            local = {k: v[keep] for k, v in local.items()}
-        index = local["index"].cpu().numpy()
-        _, first = np.unique(index, return_index=True)
-        keep = torch.as_tensor(first)
-        return {k: v.cpu()[keep] for k, v in local.items()}
+    def _num_eval_loaders(self, stage: str) -> int:
+        if self._trainer is None:
+            return max(1, len(self._eval))
+        batches = self.trainer.num_val_batches if stage == "val" else self.trainer.num_test_batches
+        return max(1, len(batches) if isinstance(batches, Sequence) else 1)
 
-    def compute_metrics(self, ev: dict[str, torch.Tensor]) -> dict[str, float]:
-        heads = self.label_heads()
-        out: dict[str, float] = {}
-        for h in heads:
-            acc = topk_accuracy(ev[f"logits/{h}"], ev[f"target/{h}"], ks=(1, 5))
-            out[f"{h}_top1"], out[f"{h}_top5"] = acc[1], acc[5]
-            probs = ev[f"logits/{h}"].softmax(-1)
-            out[f"{h}_ece"] = expected_calibration_error(probs, ev[f"target/{h}"], n_bins=self.ece_bins)
-        if "verb" in heads and "noun" in heads:
-            args = (ev["logits/verb"], ev["logits/noun"], ev["target/verb"], ev["target/noun"])
-            out["action_top1"] = action_accuracy(*args)
-            out["action_ece"] = action_ece(ev["logits/verb"].softmax(-1), ev["logits/noun"].softmax(-1),
-                                           ev["target/verb"], ev["target/noun"], n_bins=self.ece_bins)
-            dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-            masks = dm.split_masks() if dm is not None and hasattr(dm, "split_masks") else {}
-            split = epic_metrics(*args, masks={n: m[ev["index"]] for n, m in masks.items()})
-            out.update({k: v for k, v in split.items() if "/" in k})
-        out["num_clips"] = float(len(ev["index"]))
-        return out
+    def eval_loader_names(self, stage: str) -> list[str]:
+        """Names of the evaluation loaders (the data module's ``eval_loader_names``, else ``loader<i>``)."""
+        n = self._num_eval_loaders(stage)
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        names = list(getattr(dm, "eval_loader_names", None) or [])
+        return names[:n] if len(names) >= n else [f"loader{i}" for i in range(n)]
+
+    def gathered_eval(self, dataloader_idx: int = 0) -> dict[str, Any]:
+        """This epoch's rows of one evaluation loader, concatenated over batches and ranks, one per sample
+        id (sorted by id). Every rank must call it (it is a collective under DDP)."""
+        local = {k: _concat(v) for k, v in self._eval.get(dataloader_idx, {}).items()}
+        if self._trainer is not None and self.trainer.world_size > 1:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.trainer.world_size
+            dist.all_gather_object(gathered, local)
+            parts = [g for g in gathered if g]
+            local = {k: _concat([p[k] for p in parts]) for k in (parts[0] if parts else {})}
+        if not local:
+            return {}
+        return dedupe_rows(local, self.sample_id_key)
 
     def _log_eval(self, stage: str) -> None:
-        ev = self.gathered_eval()
-        if not ev:
-            return
-        metrics = self.compute_metrics(ev)
-        self.last_eval_metrics = {f"{stage}/{k}": v for k, v in metrics.items()}
-        for k, v in metrics.items():
-            self.log(f"{stage}/{k}", float(v), prog_bar=k in ("action_top1",), rank_zero_only=False,
-                     sync_dist=False)
+        names = self.eval_loader_names(stage)
+        per_loader: dict[str, dict[str, float]] = {}
+        for i, name in enumerate(names):
+            rows = self.gathered_eval(i)
+            if rows:
+                per_loader[name] = self.compute_metrics(rows, name)
         self._eval = {}
+        if not per_loader:
+            return
+        metrics: dict[str, float] = {}
+        if len(names) == 1:
+            metrics.update(next(iter(per_loader.values())))
+        else:
+            for name, values in per_loader.items():
+                metrics.update({f"{name}/{k}": v for k, v in values.items()})
+            metrics.update(self.combine_metrics(per_loader))
+        self.last_eval_metrics = {f"{stage}/{k}": float(v) for k, v in metrics.items()}
+        prog = self.monitor.partition("/")[2]
+        for k, v in metrics.items():
+            # every rank computed the same value from the gathered rows: no reduction needed
+            self.log(f"{stage}/{k}", float(v), prog_bar=k == prog, rank_zero_only=False, sync_dist=False,
+                     add_dataloader_idx=False)
 
-    # -- exact resume ----------------------------------------------------------------------------
+    # -- exact resume ------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["modalbridge_class"] = type(self).__name__
         # stored as tensors/ints only, so the checkpoint loads with torch.load(weights_only=True)
@@ -217,41 +371,29 @@ class ClassifierModule(L.LightningModule):
                                  int(has_gauss), float(gauss)))
 
 
-class ModalityClassifierModule(ClassifierModule):
-    """A registered model trained with cross-entropy on ONE input of the batch (``modality``: ``rgb``,
-    ``flow``, ``audio``, …). EK: one CE per head (verb, noun) averaged; SSv2: CE on ``action``.
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint read with ``torch.load(weights_only=True, mmap=True)`` (no code unpickled), or a
+    :class:`~modalbridge.core.errors.CheckpointError` saying what is wrong with the file."""
+    from modalbridge.core.errors import CheckpointError
 
-    Args:
-        model: registered model name (e.g. ``swin3d_t``, ``r3d_tiny``).
-        heads: ``{head: num_classes}`` (linked from the data module by the CLI).
-        modality: batch key holding the input ``(B, 3, T, H, W)``.
-        weights: optional path to backbone weights (torchvision format).
-        model_kwargs: extra builder arguments. label_smoothing: CE smoothing (papers: 0).
-    """
-
-    def __init__(self, model: str = "swin3d_t", heads: dict[str, int] | None = None, *, modality: str = "rgb",
-                 weights: str | None = None, model_kwargs: dict[str, Any] | None = None,
-                 label_smoothing: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.05,
-                 warmup_epochs: float = 3.0, ece_bins: int = 15):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
-        self.save_hyperparameters()
-        from modalbridge.core.registry import create_model
-
-        self.heads = dict(heads or {"action": 174})
-        self.modality = modality
-        self.model = create_model(model, heads=self.heads, weights=weights, **(model_kwargs or {}))
-        self.label_smoothing = label_smoothing
-
-    def label_heads(self) -> list[str]:
-        return list(self.heads)
-
-    def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
-        x = batch[self.modality] if isinstance(batch, dict) else batch
-        return self.model(x)
-
-    def predict_step(self, batch, batch_idx):
-        outputs = self(batch)
-        return {"index": batch["index"], **{h: o.softmax(-1) for h, o in outputs.items()}}
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError("checkpoint not found (give the .ckpt written by `modalbridge fit`, e.g. "
+                              "runs/<task>/<run>/checkpoints/last.ckpt)", path=path)
+    if path.is_dir():
+        found = sorted(path.rglob("*.ckpt"))
+        hint = f"; checkpoints in it: {', '.join(str(p) for p in found[:3])}" if found else ""
+        raise CheckpointError(f"is a folder, expected a .ckpt file{hint}", path=path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # a text file, a truncated download, a pickle with code in it …
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"not a readable Lightning checkpoint ({reason}); give the .ckpt written by "
+                              "`modalbridge fit`", path=path) from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError("not a Lightning checkpoint (no state_dict); give the .ckpt written by "
+                              "`modalbridge fit`", path=path)
+    return state
 
 
 def load_module_checkpoint(ckpt: str, cls: type[L.LightningModule], **overrides: Any
@@ -259,7 +401,7 @@ def load_module_checkpoint(ckpt: str, cls: type[L.LightningModule], **overrides:
     """Rebuild ``cls`` from a Lightning checkpoint with ``torch.load(weights_only=True)`` (no code is
     unpickled) and return ``(module in eval mode, checkpoint's "modalbridge_data" dict)``;
     ``overrides`` replace hyper-parameters (e.g. ``teachers=None`` to load a student alone)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     hp = {k: v for k, v in dict(state["hyper_parameters"]).items() if not k.startswith("_")}
     accepted = inspect.signature(cls.__init__).parameters
     hp = {k: v for k, v in hp.items() if k in accepted}  # e.g. a subclass's fixed arguments

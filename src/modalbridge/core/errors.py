@@ -32,3 +32,23 @@ class MediaError(DataError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """Raised by the weights resolver with instructions on how to provide the weights."""
+
+
+class CheckpointError(DataError):
+    """A checkpoint that is missing, unreadable, or not one ``modalbridge fit`` wrote."""
+
+
+#: exceptions the CLI reports as one message (no traceback unless --debug / MODALBRIDGE_DEBUG=1)
+USER_ERRORS: tuple[type[BaseException], ...] = (DataError, WeightsNotFoundError, FileNotFoundError)
+
+
+def describe_user_error(exc: BaseException) -> str | None:
+    """The one-line message the CLI prints for an expected failure (bad data, media, checkpoint, weights,
+    a missing file or an unknown name), or ``None`` for a bug (the CLI then shows the traceback)."""
+    if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, FileNotFoundError) and not isinstance(exc, WeightsNotFoundError) and exc.filename:
+            return f"{exc.filename}: {exc.strerror or 'not found'}"
+        return str(exc)
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith("unknown "):
+        return exc.args[0]  # registry look-ups: "unknown model 'x'; known: …"
+    return None

@@ -27,15 +27,9 @@ Input kinds (``register_model(..., inputs=...)``, what the model's ``forward`` t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-# task packages whose import populates the registry
-_TASK_MODULES = ("modalbridge.tasks.actions.models", "modalbridge.tasks.distill.models",
-                 "modalbridge.tasks.layouts.models")
-
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -67,8 +61,9 @@ def register_model(name: str, *, task: str, inputs: str = "video"
 def _load_all() -> None:
     global _loaded
     if not _loaded:
-        for mod in _TASK_MODULES:
-            importlib.import_module(mod)
+        from modalbridge.core.plugins import import_models
+
+        import_models()  # every task plugin's ``models`` modules register theirs on import
         _loaded = True
 
 

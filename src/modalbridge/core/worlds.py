@@ -1,40 +1,41 @@
-"""Registry of embedded worlds and the ``world://<name>/<subdir>`` URI used in configs.
+"""Embedded worlds and the ``world://<name>/<subdir>`` URI used in configs.
 
 A config may say ``root: world://kitchen/ek100``: the world ``kitchen`` is generated on first use
 into ``$MODALBRIDGE_HOME/worlds`` (seeded, seconds) and the URI resolves to its ``ek100`` folder.
+Worlds are declared by the task plugins (``TaskPlugin.worlds``); :func:`register_world` adds one at
+run time.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 
+from modalbridge.core.plugins import all_worlds, load_target
+
 WORLD_URI = "world://"
 
-# world name -> "module:function" returning the world's root Path (generating it if needed)
-_WORLDS: dict[str, str] = {
-    "kitchen": "modalbridge.worlds.kitchen:kitchen_world",
-    "kitchen-distill": "modalbridge.worlds.kitchen:distill_kitchen_world",
-    "kitchen-layouts": "modalbridge.worlds.kitchen:layouts_kitchen_world",
-    "action-genome": "modalbridge.worlds.action_genome:action_genome_world",
-}
+_EXTRA: dict[str, str] = {}
 
 
 def register_world(name: str, target: str) -> None:
     """Register a world builder given as ``"package.module:function"``."""
-    _WORLDS[name] = target
+    _EXTRA[name] = target
+
+
+def _worlds() -> dict[str, str]:
+    return {**all_worlds(), **_EXTRA}
 
 
 def list_worlds() -> list[str]:
-    return sorted(_WORLDS)
+    return sorted(_worlds())
 
 
 def world_builder(name: str) -> Callable[..., Path]:
-    if name not in _WORLDS:
-        raise KeyError(f"unknown world {name!r}; known: {', '.join(list_worlds())}")
-    module, func = _WORLDS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    worlds = _worlds()
+    if name not in worlds:
+        raise KeyError(f"unknown world {name!r}; known: {', '.join(sorted(worlds))}")
+    return load_target(worlds[name])
 
 
 def resolve_root(root: str | Path) -> Path:

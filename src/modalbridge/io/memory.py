@@ -18,6 +18,7 @@ beyond its byte budget. Not for EPIC-KITCHENS-100 at full size (hundreds of GB o
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -26,7 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MediaCache", "MEDIA_CACHE"]
+__all__ = ["MediaCache", "MEDIA_CACHE", "enable_media_cache"]
+
+log = logging.getLogger(__name__)
 
 
 def _nbytes(value: Any) -> int:
@@ -104,3 +107,12 @@ class MediaCache:
 
 #: the cache every reader of this process consults
 MEDIA_CACHE = MediaCache()
+
+
+def enable_media_cache(gb: float, num_workers: int = 0) -> None:
+    """Turn on the process-wide decoded-media cache with a budget of at least ``gb`` GiB (a larger budget
+    already set is kept); warns when worker processes would each fill a copy of their own."""
+    MEDIA_CACHE.configure(max(MEDIA_CACHE.max_bytes, int(gb * 2**30)))
+    if num_workers > 0:
+        log.warning("cache_media_gb with num_workers=%d: every worker process fills its own cache and loses "
+                    "it when the loader is rebuilt; the cache pays off with num_workers=0", num_workers)

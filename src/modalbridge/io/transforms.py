@@ -52,7 +52,7 @@ class ClipParams:
     order: tuple[int, ...] = (0, 1, 2, 3)
 
 
-def _resized_size(height: int, width: int, short: int) -> tuple[int, int]:
+def resized_size(height: int, width: int, short: int) -> tuple[int, int]:
     """Size with the short side ``short`` and the aspect ratio kept (long side rounded down)."""
     if height <= width:
         return short, max(short, int(short * width / height))
@@ -92,12 +92,12 @@ class ClipTransform:
         """
         size = self.size
         if not self.train:
-            rh, rw = _resized_size(height, width, size)
+            rh, rw = resized_size(height, width, size)
             top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
             return ClipParams(scale=1.0, resized=(rh, rw), crop=(top, left, size, size))
         rng = rng if rng is not None else np.random.default_rng()
         scale = float(rng.uniform(*self.scale_range))
-        rh, rw = _resized_size(height, width, int(size * scale))
+        rh, rw = resized_size(height, width, int(size * scale))
         top = int(rng.integers(0, rh - size, endpoint=True))
         left = int(rng.integers(0, rw - size, endpoint=True))
         flip = bool(self.flip and rng.random() < 0.5)

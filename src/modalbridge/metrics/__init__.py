@@ -12,6 +12,7 @@ from modalbridge.metrics.classification import (
     majority_baseline,
     mean_class_accuracy,
     per_class_accuracy,
+    score_classification,
     topk_accuracy,
     topk_correct,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "per_class_average_precision",
     "recall_at_k",
     "reliability_bins",
+    "score_classification",
     "topk_accuracy",
     "topk_correct",
 ]

@@ -230,3 +230,34 @@ def binomial_stderr(percent: float, n: int) -> float:
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
     return math.sqrt(percent * (100.0 - percent) / n)
+
+
+def score_classification(logits: Mapping[str, Any], targets: Mapping[str, Any], *, ks: Iterable[int] = (1, 5),
+                         ece_bins: int = 15, masks: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The scoring every classifier of the library reports (engine, demo, studies): per head ``h`` of
+    ``logits`` (``(N, C)``, scored against ``targets[h]``; extra heads scored against ``targets[base]`` where
+    ``h`` is ``base_<suffix>``) ``h_top<k>`` and ``h_ece`` (%, ``ece_bins`` bins); where a ``verb`` and a
+    ``noun`` head are both there, the EPIC-KITCHENS action (verb∧noun) ``action_top1`` / ``action_ece`` and,
+    per mask of ``masks`` (``{name: (N,) bool}``, e.g. unseen participants), ``name/{verb,noun,action}_top1``.
+    """
+    from modalbridge.metrics.calibration import action_ece, expected_calibration_error
+
+    ks = tuple(ks)
+    out: dict[str, float] = {}
+    for h, z in logits.items():
+        base = h if h in targets else next((t for t in targets if h.startswith(t + "_")), None)
+        if base is None:
+            raise KeyError(f"no targets for head {h!r} (targets: {sorted(targets)})")
+        acc = topk_accuracy(z, targets[base], ks=ks)
+        out.update({f"{h}_top{k}": acc[k] for k in ks})
+        if h == base:
+            out[f"{h}_ece"] = expected_calibration_error(as_tensor(z).softmax(-1), targets[h], n_bins=ece_bins)
+    if "verb" in logits and "noun" in logits:
+        args = (logits["verb"], logits["noun"], targets["verb"], targets["noun"])
+        out["action_top1"] = action_accuracy(*args)
+        out["action_ece"] = action_ece(as_tensor(logits["verb"]).softmax(-1), as_tensor(logits["noun"]).softmax(-1),
+                                       targets["verb"], targets["noun"], n_bins=ece_bins)
+        if masks:
+            split = epic_metrics(*args, masks=masks)
+            out.update({k: v for k, v in split.items() if "/" in k})
+    return out

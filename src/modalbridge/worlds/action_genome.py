@@ -1,6 +1,6 @@
 """A small Action Genome world: the release's two pickles and the Charades CSV pair written in the real
-formats by :func:`modalbridge.io.action_genome.write_action_genome_fixture`, converted once to the unified
-layout JSON the :class:`~modalbridge.io.datamodules.ActionGenomeDataModule` reads.
+formats by :func:`modalbridge.datasets.action_genome.write_action_genome_fixture`, converted once to the unified
+layout JSON the :class:`~modalbridge.datasets.datamodules.ActionGenomeDataModule` reads.
 
 Its boxes and Charades actions are drawn independently, so it exercises the multi-label path (BCE, mAP over
 the classes that have positives, videos without actions) but carries no learnable signal: expect chance-level
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from modalbridge.core.paths import worlds_dir
-from modalbridge.io.action_genome import prepare_action_genome, write_action_genome_fixture
+from modalbridge.datasets.action_genome import prepare_action_genome, write_action_genome_fixture
 
 VERSION = 2  # v2: test videos with actions (v1 had none, so its mAP was undefined)
 VIDEOS = 80

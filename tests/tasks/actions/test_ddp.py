@@ -22,7 +22,7 @@ def _check_ranks(run_dir: Path) -> None:
     r1 = json.loads((run_dir / "ranks" / "rank1.json").read_text())
     assert r0 and r0 == r1
     from modalbridge.core.worlds import resolve_root
-    from modalbridge.io.epic_kitchens import EpicKitchens100
+    from modalbridge.datasets.epic_kitchens import EpicKitchens100
 
     n_val = len(EpicKitchens100(resolve_root("world://kitchen/ek100")).segments("validation"))
     assert r0["val/num_clips"] == n_val  # every clip once, padding removed

@@ -60,7 +60,7 @@ def test_resume_after_hard_kill_gives_identical_metrics(baseline_run, tmp_path):
 
 def test_recognize_prints_top5(baseline_run, capsys):
     from modalbridge.core.worlds import resolve_root
-    from modalbridge.io.epic_kitchens import EpicKitchens100
+    from modalbridge.datasets.epic_kitchens import EpicKitchens100
 
     ek = EpicKitchens100(resolve_root("world://kitchen/ek100"))
     video = ek.video_path(ek.segments("validation")[0].video_id)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from modalbridge.core.engine import ModalityClassifierModule
+from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.tasks.distill.module import (
     DistillModule,
     load_teacher,

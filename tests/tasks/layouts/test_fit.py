@@ -61,7 +61,7 @@ def test_stlt_names_actions_of_unseen_objects_far_above_chance(stlt_run):
 
 def test_recognize_a_layout_checkpoint_prints_top5_and_draws(stlt_run, tmp_path, capsys):
     from modalbridge.core.worlds import resolve_root
-    from modalbridge.io.something import SomethingSomething
+    from modalbridge.datasets.something import SomethingSomething
 
     root = resolve_root("world://kitchen-layouts/ssv2")
     video = SomethingSomething(root, variant="something-else/compositional").videos("validation")[0]
@@ -76,7 +76,7 @@ def test_recognize_a_layout_checkpoint_prints_top5_and_draws(stlt_run, tmp_path,
 
 def test_data_prepare_writes_unified_layouts(tmp_path, capsys):
     from modalbridge.core.worlds import resolve_root
-    from modalbridge.io.boxes import read_layouts
+    from modalbridge.datasets.boxes import read_layouts
 
     root = resolve_root("world://kitchen-layouts/ssv2")
     assert main(["data", "prepare", "something-else", str(root), "--out", str(tmp_path)]) == 0

@@ -11,10 +11,35 @@ from pathlib import Path
 
 import torch
 
-from modalbridge.core.engine import ModalityClassifierModule, load_module_checkpoint
+from modalbridge.core.classifier import ModalityClassifierModule
+from modalbridge.core.engine import load_module_checkpoint
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.transforms import ClipTransform
 from modalbridge.io.video import probe, read_frames
+
+
+def recognize_cli(args) -> int:
+    """``modalbridge recognize``: the checkpoint's module class picks the task that answers (every task
+    plugin lists its ``recognizers``); prints the top-k labels per head."""
+    from modalbridge.core.engine import read_checkpoint
+    from modalbridge.core.errors import CheckpointError
+    from modalbridge.core.plugins import all_recognizers, load_target
+
+    kind = read_checkpoint(args.ckpt).get("modalbridge_class", "ModalityClassifierModule")
+    recognizers = all_recognizers()
+    if kind not in recognizers:
+        raise CheckpointError(f"a {kind} checkpoint cannot recognise videos; expected one of "
+                              f"{', '.join(sorted(recognizers))}", path=args.ckpt)
+    options = {"boxes": args.boxes, "picture": args.picture}
+    result = load_target(recognizers[kind])(args.video, args.ckpt, top_k=args.top,
+                                            **{k: v for k, v in options.items() if v is not None})
+    for head, top in result.items():
+        print(f"{head}:")
+        for rank, (label, p) in enumerate(top, 1):
+            print(f"  {rank}. {label:30s} {100 * p:5.1f}%")
+    if args.picture:
+        print(f"picture: {args.picture}")
+    return 0
 
 
 def load_checkpoint(ckpt: str | Path) -> tuple[ModalityClassifierModule, dict]:

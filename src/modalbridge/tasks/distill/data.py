@@ -3,7 +3,7 @@ verb/noun classes, read from the annotation CSVs — no video is decoded.
 
 Batches are ``{"text": [B strings], "verb": (B,), "noun": (B,), "index": (B,), "skipped": 0}``; ``index``
 is the row of the sample in its split (train or eval), as the metrics of
-:class:`~modalbridge.core.engine.ClassifierModule` expect.
+:class:`~modalbridge.core.classifier.ClassifierModule` expect.
 
 Two ways to get a train/eval split:
 
@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from modalbridge.core.data import SeededDataModule
 from modalbridge.core.worlds import resolve_root
-from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment, read_segments
+from modalbridge.datasets.epic_kitchens import EpicKitchens100, EpicSegment, read_segments
 from modalbridge.metrics import majority_baseline
 
 __all__ = ["NarrationDataModule", "NarrationDataset"]
@@ -47,8 +47,7 @@ class NarrationDataset(Dataset):
         return len(self.segments)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        # an EpochSampler(encode_epoch=True) passes epoch * len(self) + index; text needs no epoch
-        i = int(i) % len(self)
+        i = int(i)
         return {"text": self.texts[i], "verb": int(self.verbs[i]), "noun": int(self.nouns[i]), "index": i}
 
 
@@ -154,7 +153,7 @@ class NarrationDataModule(SeededDataModule):
 
     def split_masks(self) -> dict[str, torch.Tensor]:
         """Tail verb/noun/action masks over the eval rows (when the tail lists exist)."""
-        from modalbridge.io.epic_kitchens import TAIL_NOUNS_FILE, TAIL_VERBS_FILE
+        from modalbridge.datasets.epic_kitchens import TAIL_NOUNS_FILE, TAIL_VERBS_FILE
 
         if not (self.dataset.has_file(TAIL_VERBS_FILE) and self.dataset.has_file(TAIL_NOUNS_FILE)):
             return {}

@@ -22,12 +22,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from modalbridge.core.engine import ModalityClassifierModule
+from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.paths import runs_dir
 from modalbridge.core.report import bar_plot, table_html, write_report
 from modalbridge.core.runs import RunDirCallback
 from modalbridge.core.seeding import seed_everything
-from modalbridge.io.datamodules import EpicKitchensDataModule
+from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.io.memory import MEDIA_CACHE
 from modalbridge.io.video import read_frames
 from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy

@@ -11,7 +11,7 @@
   by :func:`precompute_teacher_logits` (one eval view per clip; what a user with 90k clips wants).
 
 Teacher checkpoints are the Lightning ``.ckpt`` files written by ``modalbridge fit`` for
-:class:`~modalbridge.core.engine.ModalityClassifierModule` (RGB/flow/audio; the actions task's RGB
+:class:`~modalbridge.core.classifier.ModalityClassifierModule` (RGB/flow/audio; the actions task's RGB
 baseline is one) or :class:`LanguageTeacherModule`; they load with ``weights_only=True``.
 """
 
@@ -29,9 +29,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from modalbridge.core.engine import ClassifierModule, ModalityClassifierModule, load_module_checkpoint
+from modalbridge.core.classifier import ClassifierModule, ModalityClassifierModule
+from modalbridge.core.engine import load_module_checkpoint
 from modalbridge.core.registry import create_model
-from modalbridge.io.layouts import SSV2_CATEGORIES
+from modalbridge.datasets.layouts import SSV2_CATEGORIES
 from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
 from modalbridge.tasks.distill.models import BoxCanvas, RegressionHead
 
@@ -52,8 +53,10 @@ class LanguageTeacherModule(ClassifierModule):
 
     def __init__(self, heads: dict[str, int] | None = None, *, text_weights: str = "minilm-l6",
                  pooling: str = "mean", lr: float = 1e-3, weight_decay: float = 0.0, warmup_epochs: float = 0.0,
-                 ece_bins: int = 15):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+                 ece_bins: int = 15, optimizer: str = "adamw", schedule: str = "linear",
+                 warmup_steps: int | None = None):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins,
+                         optimizer=optimizer, schedule=schedule, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         self.heads = dict(heads or {"action": 174})
         self.model = create_model("language_teacher", heads=self.heads, weights=text_weights, pooling=pooling)
@@ -83,15 +86,17 @@ class OmnivoreModule(ModalityClassifierModule):
     Args:
         train_modalities: the modalities drawn from (uniformly): ``rgb``, ``flow``, ``audio``, ``boxes``.
         seed: the draw's seed. canvas_size: side of the box canvas (the RGB crop size, e.g. 224).
-        The rest as :class:`~modalbridge.core.engine.ModalityClassifierModule` (``modality``: the test input).
+        The rest as :class:`~modalbridge.core.classifier.ModalityClassifierModule` (``modality``: the test input).
     """
 
     def __init__(self, model: str = "swin3d_t", heads: dict[str, int] | None = None, *,
                  train_modalities: tuple[str, ...] = ("rgb", "flow", "audio"), modality: str = "rgb", seed: int = 0,
                  canvas_size: int = 224, weights: str | None = None, model_kwargs: dict[str, Any] | None = None,
-                 lr: float = 1e-4, weight_decay: float = 0.05, warmup_epochs: float = 3.0, ece_bins: int = 15):
+                 lr: float = 1e-4, weight_decay: float = 0.05, warmup_epochs: float = 3.0, ece_bins: int = 15,
+                 optimizer: str = "adamw", schedule: str = "linear", warmup_steps: int | None = None):
         super().__init__(model, heads, modality=modality, weights=weights, model_kwargs=model_kwargs, lr=lr,
-                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins,
+                         optimizer=optimizer, schedule=schedule, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         if not train_modalities:
             raise ValueError("train_modalities must name at least one modality")
@@ -243,8 +248,10 @@ class DistillModule(ClassifierModule):
                  regression_weight: float = 0.0, teacher_cache: str | None = None,
                  missing_modality: str = "raise", student_kwargs: dict[str, Any] | None = None,
                  weights: str | None = None, lr: float = 1e-4, weight_decay: float = 0.05,
-                 warmup_epochs: float = 3.0, ece_bins: int = 15):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+                 warmup_epochs: float = 3.0, ece_bins: int = 15,
+                 optimizer: str = "adamw", schedule: str = "linear", warmup_steps: int | None = None):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins,
+                         optimizer=optimizer, schedule=schedule, warmup_steps=warmup_steps)
         self.save_hyperparameters()
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {'|'.join(WEIGHTINGS)}, got {weighting!r}")
@@ -343,10 +350,7 @@ class DistillModule(ClassifierModule):
     def forward(self, batch: dict[str, Any] | torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(batch["rgb"] if isinstance(batch, dict) else batch)
 
-    def training_step(self, batch, batch_idx):
-        self._count_skips(batch)
-        if "index" not in batch:
-            return None
+    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats = self.model.forward_features(batch["rgb"])
         student = self.model.head(feats)
         teacher = self.teacher_logits(batch) if self.lam > 0 else None
@@ -357,11 +361,7 @@ class DistillModule(ClassifierModule):
             reg = F.smooth_l1_loss(self.reg_head(feats), target, beta=1.0)
             loss = loss + self.regression_weight * reg
             parts["smooth_l1"] = reg.detach()
-        bs = len(batch["index"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        for k, v in parts.items():
-            self.log(f"train/{k}", v, batch_size=bs)
-        return loss
+        return loss, parts
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -2,7 +2,7 @@
 frames (thesis 000 Ch. 6; ``spec/layout_fusion.md``): STLT, S&TLT, R3D / R3D-Transformer and the fusion
 schemes PFF, PBF, EF, VATF, LCF, CAF, CACNF.
 
-Batch contract shared by the data modules (:mod:`modalbridge.io.layouts`) and every model here — all
+Batch contract shared by the data modules (:mod:`modalbridge.datasets.layouts`) and every model here — all
 models take the batch dict and return ``{"action": logits, …}``:
 
 ========================  ====================  ==============================================================

@@ -21,17 +21,11 @@ import torch
 from modalbridge.core.engine import load_module_checkpoint
 from modalbridge.core.errors import DataError
 from modalbridge.core.report import save_figure
-from modalbridge.io.boxes import VideoLayout, read_box_annotations, read_layouts
-from modalbridge.io.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
+from modalbridge.datasets.boxes import VideoLayout, read_box_annotations, read_layouts
+from modalbridge.datasets.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
 from modalbridge.io.samplers import layout_indices
 from modalbridge.io.video import probe, read_frames
 from modalbridge.tasks.layouts.module import LayoutModule
-
-
-def is_layout_checkpoint(ckpt: str | Path) -> bool:
-    """True for checkpoints written by :class:`LayoutModule` (so the CLI can route ``recognize``)."""
-    state = torch.load(str(ckpt), map_location="cpu", weights_only=True, mmap=True)
-    return state.get("modalbridge_class") == "LayoutModule"
 
 
 def read_video_boxes(path: str | Path, video_id: str, size: tuple[int, int]) -> VideoLayout:

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from modalbridge.core.engine import ClassifierModule
+from modalbridge.core.classifier import ClassifierModule
 from modalbridge.core.registry import create_model
 from modalbridge.core.weights import load_state_dict, strip_prefixes
-from modalbridge.metrics import charades_map, topk_accuracy
+from modalbridge.metrics import charades_map
 from modalbridge.tasks.layouts.convert import convert_reference_state_dict, is_reference_state_dict
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,10 @@ class LayoutModule(ClassifierModule):
                  model_kwargs: dict[str, Any] | None = None, weights: str | None = None, multilabel: bool = False,
                  loss_mode: str = "thesis", init_from: str | dict[str, str] | None = None,
                  freeze_backbone: bool = False, init_heads: bool = False,
-                 lr: float = 5e-5, weight_decay: float = 1e-3, warmup_epochs: float = 2.0, ece_bins: int = 15):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins)
+                 lr: float = 5e-5, weight_decay: float = 1e-3, warmup_epochs: float = 2.0, ece_bins: int = 15,
+                 optimizer: str = "adamw", schedule: str = "linear", warmup_steps: int | None = None):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, ece_bins=ece_bins,
+                         optimizer=optimizer, schedule=schedule, warmup_steps=warmup_steps)
         if loss_mode not in ("thesis", "reference"):
             raise ValueError(f"loss_mode must be thesis|reference, got {loss_mode!r}")
         self.save_hyperparameters()
@@ -146,16 +148,13 @@ class LayoutModule(ClassifierModule):
     def eval_logits(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v for h in self.label_heads() for k, v in outputs.items() if k == h or k.startswith(h + "_")}
 
-    def compute_metrics(self, ev: dict[str, torch.Tensor]) -> dict[str, float]:
-        if not self.multilabel:
-            out = super().compute_metrics(ev)
-            for key in ev:
-                name = key.partition("/")[2]
-                if key.startswith("logits/") and name not in self.heads:
-                    head = next(h for h in self.heads if name.startswith(h + "_"))
-                    acc = topk_accuracy(ev[key], ev[f"target/{head}"], ks=(1, 5))
-                    out[f"{name}_top1"], out[f"{name}_top5"] = acc[1], acc[5]
-            return out
+    @property
+    def monitor(self) -> str:  # type: ignore[override]
+        return "val/action_map" if self.multilabel else super().monitor
+
+    def compute_metrics(self, ev: dict[str, torch.Tensor], loader: str = "") -> dict[str, float]:
+        if not self.multilabel:  # top-1/5 (and ECE) of every output, auxiliary heads included
+            return super().compute_metrics(ev, loader)
         out = {"num_clips": float(len(ev["index"]))}
         for key in ev:
             if key.startswith("logits/"):

@@ -35,9 +35,9 @@ import numpy as np
 
 from modalbridge.core.errors import DataError
 from modalbridge.core.paths import natural_key
-from modalbridge.io.boxes import Box, VideoLayout, write_layouts
-from modalbridge.io.epic_kitchens import _csv_rows
-from modalbridge.io.layouts import AG_OBJECT_CLASSES
+from modalbridge.datasets.boxes import Box, VideoLayout, write_layouts
+from modalbridge.datasets.epic_kitchens import csv_rows
+from modalbridge.datasets.layouts import AG_OBJECT_CLASSES
 
 PathLike = str | os.PathLike
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _optional_int(text: str, path: PathLike, row: int, name: str) -> int | None:
 
 def read_charades_csv(path: PathLike) -> list[CharadesVideo]:
     """Read ``Charades_v1_{train,test}.csv``; rows are numbered by CSV line (header = row 1)."""
-    rows = _csv_rows(path)
+    rows = csv_rows(path)
     first = next(rows, None)
     if first is None:
         raise DataError(f"empty file, expected a header with columns {', '.join(CHARADES_COLUMNS)}", path=path)

@@ -6,7 +6,7 @@
 2. headroom — achieved GFLOP/s of the backbone's forward+backward (FLOPs counted by
    ``torch.utils.flop_counter.FlopCounterMode``) vs a plain large matmul on the same machine.
 
-Run: ``python benchmarks/train_step.py [--quick]`` or ``modalbridge bench train_step``.
+Run: ``python -m modalbridge.tasks.actions.bench_train_step [--quick]`` or ``modalbridge bench train_step``.
 """
 
 from __future__ import annotations

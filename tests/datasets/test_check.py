@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.check import DATASET_CHECKERS, MAX_LISTED, check_dataset, format_report
+from modalbridge.datasets.check import DATASET_CHECKERS, MAX_LISTED, check_dataset, format_report
 
 EK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epic_kitchens_100"
 needs_real = pytest.mark.skipif(not (EK_DIR / "EPIC_100_validation.csv").is_file(),

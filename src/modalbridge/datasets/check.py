@@ -11,7 +11,7 @@ instead of stopping at the first one. What is required:
   every video used by a segment must have its file / frame folder (or ``.tar``), and extracted frame folders
   must reach the last frame a segment needs. With video_info, ``stop_frame`` must not pass the end of the
   video: ``stop_frame > duration · frame_rate + 1`` is a problem, ``frame_rate`` being the rate of the RGB
-  frame numbering (60 fps for EPIC-KITCHENS-55 recordings, see :func:`~modalbridge.io.epic_kitchens.rgb_frame_rate`).
+  frame numbering (60 fps for EPIC-KITCHENS-55 recordings, see :func:`~modalbridge.datasets.epic_kitchens.rgb_frame_rate`).
 * ``ssv2`` — labels, train and validation lists (test when present); videos when ``videos/`` exists.
 * ``something-else`` — every split variant whose labels file exists (at least one), the box part files and
   ``videoid2size.json`` (sizes must cover every boxed video of the splits); videos when ``videos/`` exists.
@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from modalbridge.core.errors import DataError
-from modalbridge.io import boxes as box_io
-from modalbridge.io import epic_kitchens as ek
-from modalbridge.io import something as sth
+from modalbridge.datasets import boxes as box_io
+from modalbridge.datasets import epic_kitchens as ek
+from modalbridge.datasets import something as sth
 
 PathLike = str | os.PathLike
 

@@ -49,7 +49,7 @@ import torch
 from modalbridge.core.errors import DataError, MediaError
 from modalbridge.core.paths import natural_key
 from modalbridge.io.audio import load_audio, resample_audio
-from modalbridge.io.epic_kitchens import ANNOTATION_FILES, EpicKitchens100, EpicSegment
+from modalbridge.datasets.epic_kitchens import ANNOTATION_FILES, EpicKitchens100, EpicSegment
 from modalbridge.io.flow import (
     count_flow_frames,
     decode_to_flow_index,
@@ -57,7 +57,7 @@ from modalbridge.io.flow import (
     read_flow_frames,
     rgb_to_flow_index,
 )
-from modalbridge.io.something import SomethingSomething, SomethingVideo
+from modalbridge.datasets.something import SomethingSomething, SomethingVideo
 from modalbridge.io.video import probe, read_frames
 
 __all__ = ["PACKED_FILES", "PACKED_AUDIO_RATE", "PackedFolder", "PackedEpic", "PackedSomething", "PackSummary",
@@ -339,7 +339,7 @@ def pack_epic(root_or_dataset: str | os.PathLike | EpicKitchens100, out_dir: str
 
     ``segments`` (default: every segment of ``splits``, by default every split whose annotation CSV is
     present) are packed once each, in natural order of ``(video_id, narration_id)``. RGB frames are
-    decoded from the video at the same decode indices as :class:`~modalbridge.io.clips.EpicClips` and
+    decoded from the video at the same decode indices as :class:`~modalbridge.datasets.clips.EpicClips` and
     stored as JPEG at ``quality``; flow JPEGs are copied from ``flow_frames/`` unchanged; audio is the
     video's soundtrack at 24 kHz. A missing or unreadable file raises :class:`MediaError` naming it and
     leaves no finished-looking file behind.
@@ -403,7 +403,7 @@ def pack_something(root_or_dataset: str | os.PathLike | SomethingSomething, out_
 
     ``videos`` (default: every video of ``splits``, by default every split whose list is present) are packed
     once each, in natural order of their ids. RGB: every frame the header announces
-    (:func:`~modalbridge.io.video.probe`), decoded as :class:`~modalbridge.io.clips.SomethingClips` does,
+    (:func:`~modalbridge.io.video.probe`), decoded as :class:`~modalbridge.datasets.clips.SomethingClips` does,
     JPEG at ``quality``. Flow: the stride-1 folder ``flow_root/<id>`` (``modalbridge data flow``), one
     ``(u, v, 0)`` JPEG per RGB frame. Something-Else shares SSv2's videos, so one pack serves both.
     """

@@ -1,5 +1,5 @@
 """Lightning data modules for EPIC-KITCHENS-100 and Something-Something V2 / Something-Else clips
-(real on-disk formats; datasets in :mod:`modalbridge.io.clips`). Shared by every video task (the
+(real on-disk formats; datasets in :mod:`modalbridge.datasets.clips`). Shared by every video task (the
 actions baseline, distillation, layouts), hence here and not in a task folder.
 
 Batches are dicts ``{"rgb": (B, 3, T, S, S), "index": (B,), "skipped": int, <labels>}`` with labels
@@ -20,28 +20,62 @@ import torch
 from modalbridge.core.data import SeededDataModule
 from modalbridge.core.errors import DataError
 from modalbridge.core.worlds import resolve_root
-from modalbridge.io.action_genome import (
+from modalbridge.datasets.action_genome import (
     NUM_CHARADES_CLASSES,
     charades_class_names,
     multi_hot,
     prepare_action_genome,
 )
-from modalbridge.io.boxes import (
+from modalbridge.datasets.boxes import (
     BOX_PARTS_GLOB,
     convert_something_else,
     read_box_annotations,
     read_layouts,
     read_video_sizes,
 )
-from modalbridge.io.clips import EpicClips, SomethingClips
-from modalbridge.io.epic_kitchens import EpicKitchens100
-from modalbridge.io.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
-from modalbridge.io.something import SomethingSomething
+from modalbridge.datasets.clips import EpicClips, SomethingClips
+from modalbridge.datasets.epic_kitchens import EpicKitchens100
+from modalbridge.datasets.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
+from modalbridge.datasets.something import SomethingSomething
+from modalbridge.io.memory import enable_media_cache
 
 log = logging.getLogger(__name__)
 
 
-class EpicKitchensDataModule(SeededDataModule):
+class VideoDataModule(SeededDataModule):
+    """What the video data modules share beyond :class:`~modalbridge.core.data.SeededDataModule`: the
+    decoded-media cache (``cache_media_gb``) and held-out training items for ensemble calibration (thesis
+    Ch. 7: ``holdout`` items, a seeded choice, kept out of training and served by :meth:`holdout_dataloader`).
+    Subclasses implement ``make_dataset(split, train=..., part=...)`` with ``part`` in train|holdout|all."""
+
+    holdout: int = 0
+
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int, holdout: int = 0,
+                 cache_media_gb: float = 0.0):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.holdout = holdout
+        if cache_media_gb > 0:
+            enable_media_cache(cache_media_gb, num_workers)
+
+    def holdout_part(self, items: list, part: str) -> list:
+        """``items`` (the training split) minus the ``holdout`` held-out ones (``part="train"``), only those
+        (``"holdout"``), or all (``"all"``); the choice is seeded by the data module's seed."""
+        if not self.holdout or part == "all":
+            return list(items)
+        held = set(np.random.default_rng([self.seed, 7]).permutation(len(items))[: self.holdout].tolist())
+        return [x for i, x in enumerate(items) if (i in held) == (part == "holdout")]
+
+    def holdout_dataloader(self):
+        """Eval-transform loader over the held-out training items (identical on every DDP rank)."""
+        from torch.utils.data import DataLoader
+
+        if not self.holdout:
+            raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
+        ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
+        return DataLoader(ds, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn)
+
+
+class EpicKitchensDataModule(VideoDataModule):
     """EPIC-KITCHENS-100 (verb + noun heads).
 
     Args:
@@ -68,9 +102,9 @@ class EpicKitchensDataModule(SeededDataModule):
                  batch_size: int = 16, num_workers: int = 2, seed: int = 0, on_error: str = "raise",
                  annotations_root: str | None = None, holdout: int = 0, cache_media_gb: float = 0.0,
                  packed: str | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, holdout=holdout,
+                         cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
-        self.holdout = holdout
         self.root = resolve_root(root)
         self.dataset = EpicKitchens100(self.root, annotations_root=annotations_root)
         self.heads = {"verb": len(self.dataset.verbs), "noun": len(self.dataset.nouns)}
@@ -112,12 +146,12 @@ class _SomethingLists:
         self.class_names = {"action": list(self.dataset.classes)}
 
 
-class SomethingDataModule(_SomethingLists, SeededDataModule):
+class SomethingDataModule(_SomethingLists, VideoDataModule):
     """Something-Something V2 or Something-Else (single ``action`` head; never flipped).
 
     Args:
         root: dataset folder (split lists + ``videos/``) or ``world://...``.
-        variant: "ssv2" or "something-else/compositional" (see :class:`~modalbridge.io.something.SomethingSomething`).
+        variant: "ssv2" or "something-else/compositional" (see :class:`~modalbridge.datasets.something.SomethingSomething`).
         modalities: ``rgb``, ``flow`` (stride-1 u/v JPEGs written by ``modalbridge data flow``), ``text``.
         flow_root: folder of ``<video_id>/{u,v}/`` flow (default ``root/flow``).
         holdout: training videos (seeded choice) kept out of training for ensemble calibration (thesis
@@ -133,9 +167,9 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 16,
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise", flow_root: str | None = None,
                  holdout: int = 0, cache_media_gb: float = 0.0, packed: str | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, cache_media_gb=cache_media_gb)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, holdout=holdout,
+                         cache_media_gb=cache_media_gb)
         self.save_hyperparameters()
-        self.holdout = holdout
         self._read_something(root, variant, flow_root)
 
     def make_dataset(self, split: str, *, train: bool, part: str = "all") -> SomethingClips:
@@ -153,14 +187,14 @@ class SomethingDataModule(_SomethingLists, SeededDataModule):
 DETECTION_PARTS_GLOB = "detections_smthsmth_part*.json"
 
 
-class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
+class SomethingLayoutDataModule(_SomethingLists, VideoDataModule):
     """Something-Else / SSv2 layouts (STLT and fusions; ``spec/layout_fusion.md`` §2, §4), single
     ``action`` head. Batches follow the contract of :mod:`modalbridge.tasks.layouts`
-    (:func:`~modalbridge.io.layouts.collate_layouts`).
+    (:func:`~modalbridge.datasets.layouts.collate_layouts`).
 
     Args:
         root: dataset folder (split lists, ``videos/``, box files, ``videoid2size.json``) or ``world://...``.
-        variant: split files, see :class:`~modalbridge.io.something.SomethingSomething`.
+        variant: split files, see :class:`~modalbridge.datasets.something.SomethingSomething`.
         boxes: ``"oracle"`` (``bounding_box_smthsmth_part*.json``), ``"detections"``
             (``detections_smthsmth_part*.json``), or a path to a box-part JSON, a folder of parts (annotation
             parts if any, else detection parts), or a unified layout JSON. Videos without boxes are
@@ -187,9 +221,8 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
                  train_split: str = "train", eval_split: str = "validation", batch_size: int = 64,
                  num_workers: int = 2, seed: int = 0, on_error: str = "raise", holdout: int = 0,
                  flow_root: str | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, holdout=holdout)
         self.save_hyperparameters()
-        self.holdout = holdout
         self._read_something(root, variant, flow_root)
         self._boxes: dict[str, list] | None = None
         self._sizes: dict[str, tuple[int, int]] = {}
@@ -246,7 +279,7 @@ class SomethingLayoutDataModule(_SomethingLists, SeededDataModule):
         return boxes
 
     def layouts(self, split: str) -> list:
-        """The split's :class:`~modalbridge.io.boxes.VideoLayout` s (videos without boxes dropped)."""
+        """The split's :class:`~modalbridge.datasets.boxes.VideoLayout` s (videos without boxes dropped)."""
         boxes = self._load_boxes()
         videos = self.dataset.videos(split)
         dropped: list[str] = []
@@ -278,11 +311,11 @@ class ActionGenomeDataModule(SeededDataModule):
     """Action Genome layouts (multi-label ``action`` head over the 157 Charades classes, layout only).
 
     ``root`` holds the unified layout JSONs ``train_dataset.json`` / ``val_dataset.json`` and
-    ``videoid2size.json`` (written by :func:`~modalbridge.io.action_genome.prepare_action_genome`); when
+    ``videoid2size.json`` (written by :func:`~modalbridge.datasets.action_genome.prepare_action_genome`); when
     they are missing but the raw release is there (the two pickles + Charades CSVs), they are converted
     into ``root`` — which needs ``allow_pickle=True``. Class names come from ``Charades_v1_classes.txt``
     when present (else the codes). Labels are multi-hot float vectors; scores feed the model
-    (:data:`~modalbridge.io.layouts.ACTION_GENOME` ``use_scores``).
+    (:data:`~modalbridge.datasets.layouts.ACTION_GENOME` ``use_scores``).
     """
 
     collate_fn = staticmethod(collate_layouts)

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.epic_kitchens import (
+from modalbridge.datasets.epic_kitchens import (
     EpicKitchens100,
     EpicSegment,
     format_timestamp,

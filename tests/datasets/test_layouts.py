@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import modalbridge.io.layouts as layouts_module
+import modalbridge.datasets.layouts as layouts_module
 from modalbridge.core.errors import DataError
-from modalbridge.io.boxes import Box, VideoLayout, normalise_box, write_layouts
-from modalbridge.io.datamodules import SomethingLayoutDataModule
+from modalbridge.datasets.boxes import Box, VideoLayout, normalise_box, write_layouts
+from modalbridge.datasets.datamodules import SomethingLayoutDataModule
 from modalbridge.io.flow import extract_flow_tree, read_flow_frames
-from modalbridge.io.layouts import (
+from modalbridge.datasets.layouts import (
     ACTION_GENOME,
     AG_CATEGORIES,
     AG_FRAME_TYPES,
@@ -269,7 +269,7 @@ def test_bad_arguments():
 def test_layout_datamodule_holds_out_training_videos_for_calibration():
     """Held-out videos (ensemble calibration when a layout model is a distillation teacher) leave the training
     set, are the same for the same seed, and are served with the evaluation transform."""
-    from modalbridge.io.datamodules import SomethingLayoutDataModule
+    from modalbridge.datasets.datamodules import SomethingLayoutDataModule
 
     dm = SomethingLayoutDataModule("world://kitchen/ssv2", holdout=20, num_workers=0, batch_size=8)
     train = dm.make_dataset("train", train=True)

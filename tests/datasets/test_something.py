@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.something import (
+from modalbridge.datasets.something import (
     VARIANTS,
     SomethingSomething,
     SomethingVideo,

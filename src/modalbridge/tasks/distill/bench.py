@@ -11,7 +11,7 @@
    what caching buys a user with 90k clips.
 
 Both comparisons are measured side by side in one run, alternating the two paths.
-Run: ``python benchmarks/distill.py [--quick]`` or ``modalbridge bench distill``.
+Run: ``python -m modalbridge.tasks.distill.bench [--quick]`` or ``modalbridge bench distill``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from modalbridge.core.engine import ModalityClassifierModule
+from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.io.flow import compute_flow
 from modalbridge.tasks.distill.compute import model_cost, time_ms
 from modalbridge.tasks.distill.module import DistillModule, Teacher

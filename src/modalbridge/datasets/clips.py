@@ -11,7 +11,7 @@ Modalities (keys of a sample):
 * ``text``  — the narration (EK) or the label with object names (SSv2), a ``str``.
 
 With ``packed=<folder>`` the modalities whose file is in the folder (``rgb.hdf5``, ``flow.hdf5``,
-``audio.hdf5``; :mod:`modalbridge.io.packed`) are read from it at the same time steps, the others from the
+``audio.hdf5``; :mod:`modalbridge.datasets.packed`) are read from it at the same time steps, the others from the
 raw layout; samples have the same shapes, dtypes and value ranges either way.
 
 plus labels (``verb``/``noun`` or ``action``) and ``index`` (position in the split). A sample whose
@@ -34,11 +34,11 @@ from torch.utils.data import Dataset
 
 from modalbridge.core.errors import DataError
 from modalbridge.io.audio import load_audio, spectrogram_windows
-from modalbridge.io.epic_kitchens import EpicKitchens100, EpicSegment
+from modalbridge.datasets.epic_kitchens import EpicKitchens100, EpicSegment
 from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
-from modalbridge.io.packed import PackedEpic, PackedFolder, PackedSomething, epic_key
+from modalbridge.datasets.packed import PackedEpic, PackedFolder, PackedSomething, epic_key
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
-from modalbridge.io.something import SomethingSomething, SomethingVideo
+from modalbridge.datasets.something import SomethingSomething, SomethingVideo
 from modalbridge.io.transforms import ClipTransform, apply_flow
 from modalbridge.io.video import probe, read_frames
 
@@ -75,6 +75,9 @@ class ClipDataset(Dataset):
     Raw-only entries may be ``None`` for modalities the packed folder serves."""
 
     packed: PackedFolder | None = None
+
+    #: the shuffled loader passes ``epoch * len(self) + index`` (see core.data.EpochSampler)
+    epoch_indexed = True
 
     def __init__(self, *, modalities: tuple[str, ...] = ("rgb",), size: int = 224, train: bool,
                  scale_range: tuple[float, float] = (1.15, 1.43), flip: bool = False, color_jitter: bool = True,
@@ -171,7 +174,7 @@ class EpicClips(ClipDataset):
     (train: random offset; eval: centred). Annotation frame numbers are converted to decode indices of
     the video file with the video's native fps (EK-55 numbering runs at 60 fps, see
     :meth:`EpicKitchens100.frame_rate`). ``packed``: a folder written by
-    :func:`~modalbridge.io.packed.pack_epic`; its modalities are read at element ``frame - start_frame``
+    :func:`~modalbridge.datasets.packed.pack_epic`; its modalities are read at element ``frame - start_frame``
     and the video is opened only for modalities it lacks."""
 
     def __init__(self, dataset: EpicKitchens100, segments: list[EpicSegment], *, num_frames: int = 32,
@@ -219,7 +222,7 @@ class SomethingClips(ClipDataset):
     they span the flow folder's frame count and the video file is never opened (the two counts agree
     for folders written by ``modalbridge data flow``, so flow-only teachers see the same time steps).
 
-    ``packed``: a folder written by :func:`~modalbridge.io.packed.pack_something`; its modalities are read
+    ``packed``: a folder written by :func:`~modalbridge.datasets.packed.pack_something`; its modalities are read
     at element = decode index, the segments span its frame count (the header's, as packed), and the video
     is opened only for modalities it lacks."""
 

@@ -8,7 +8,7 @@ training step (forward + backward + AdamW) and for inference, measured side by s
    layout-only STLT reads box JSON and never decodes video, the R3D pipeline decodes and augments webm
    clips. Target (issue): STLT training >= 4x the clips/s of R3D training.
 
-Run: ``python benchmarks/layouts.py [--quick]`` or ``modalbridge bench layouts``.
+Run: ``python -m modalbridge.tasks.layouts.bench [--quick]`` or ``modalbridge bench layouts``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def models(quick: bool) -> dict:
 
 
 def end_to_end(quick: bool) -> dict:
-    from modalbridge.io.datamodules import SomethingLayoutDataModule
+    from modalbridge.datasets.datamodules import SomethingLayoutDataModule
 
     steps = 4 if quick else 10
     common = {"root": "world://kitchen-layouts/ssv2", "batch_size": 16, "num_workers": 2, "seed": 0}

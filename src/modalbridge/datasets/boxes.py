@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.something import SomethingVideo, read_json, read_split
+from modalbridge.datasets.something import SomethingVideo, read_json, read_split
 
 PathLike = str | os.PathLike
 log = logging.getLogger(__name__)

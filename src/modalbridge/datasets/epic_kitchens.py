@@ -335,7 +335,7 @@ def _label_mode(columns: Iterable[str], path: PathLike) -> bool:
     return bool(labels)
 
 
-def _csv_rows(path: PathLike) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: PathLike) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line, fields)`` for every row, header included (line 1). Blank lines are skipped.
 
     Raises DataError for a missing/unreadable file or a malformed CSV line.
@@ -367,7 +367,7 @@ class _Table:
 
     def __init__(self, path: PathLike, required: Iterable[str]):
         self.path = path
-        rows = _csv_rows(path)
+        rows = csv_rows(path)
         first = next(rows, None)
         if first is None:
             raise DataError(f"empty file, expected a header with column(s) {', '.join(required)}", path=path)
@@ -412,7 +412,7 @@ def read_segment_rows(path: PathLike, *, num_verbs: int | None = None, num_nouns
     """:func:`read_segments`, each segment paired with its line number (header = line 1) for messages."""
     collect = _Collector(errors)
     try:
-        rows = _csv_rows(path)
+        rows = csv_rows(path)
         first = next(rows, None)
         if first is None:
             raise DataError("empty file, expected a header row", path=path)

@@ -5,7 +5,7 @@ One clip's layout of ``n`` sampled frames becomes ``n + 1`` frames of ``M = max_
 
 * slot 0 of every frame is the frame's class object (category ``cls``, box ``[0, 0, 1, 1]``, score 1);
 * then the frame's objects whose score is ``>= score_threshold`` (boxes cleaned by
-  :func:`~modalbridge.io.boxes.clean_boxes` and divided by ``[W, H, W, H]``), then padding
+  :func:`~modalbridge.datasets.boxes.clean_boxes` and divided by ``[W, H, W, H]``), then padding
   (category 0, box 0, score 0);
 * a frame whose raw object list is empty (before the score filter) has type ``empty``, others
   ``regular``; the ``n + 1``-th frame is the ``extract`` frame (class object only).
@@ -33,10 +33,10 @@ import torch
 from torch.utils.data import Dataset
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.boxes import VideoLayout, clean_boxes, coarse_category
+from modalbridge.datasets.boxes import VideoLayout, clean_boxes, coarse_category
 from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames
 from modalbridge.io.samplers import appearance_indices, layout_indices
-from modalbridge.io.transforms import ClipParams, ClipTransform, _resized_size, apply_flow
+from modalbridge.io.transforms import ClipParams, ClipTransform, resized_size, apply_flow
 from modalbridge.io.video import probe, read_frames
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _squash(name: str) -> str:
 class LayoutScheme:
     """A dataset's category and frame-type id tables.
 
-    ``coarse``: unknown category names fall back to :func:`~modalbridge.io.boxes.coarse_category`
+    ``coarse``: unknown category names fall back to :func:`~modalbridge.datasets.boxes.coarse_category`
     (hand/object, Something-Else); otherwise an unknown name is a :class:`DataError`.
     ``use_scores``: whether models should feed detector scores (a score embedding; AG only).
     """
@@ -318,7 +318,7 @@ def _pad_layouts(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------------- dataset
 def centre_params(height: int, width: int, size: int, short: int) -> ClipParams:
     """Evaluation view: short side resized to ``short``, centre ``size × size`` crop (torchvision rounding)."""
-    rh, rw = _resized_size(height, width, short)
+    rh, rw = resized_size(height, width, short)
     top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
     return ClipParams(scale=short / size, resized=(rh, rw), crop=(top, left, size, size))
 
@@ -344,6 +344,9 @@ class LayoutClips(Dataset):
     Indices ``epoch * len(self) + index`` (from :class:`~modalbridge.core.data.EpochSampler`) select the
     epoch of the training draws.
     """
+
+    #: the shuffled loader passes ``epoch * len(self) + index`` (see core.data.EpochSampler)
+    epoch_indexed = True
 
     def __init__(self, items: Sequence[tuple[VideoLayout, int | np.ndarray]], *, train: bool,
                  scheme: LayoutScheme = SSV2, modalities: Sequence[str] = ("layout",), num_frames: int = 16,

@@ -11,12 +11,12 @@ import torch
 from modalbridge.core.data import EpochSampler, collate_skipping
 from modalbridge.core.errors import DataError
 from modalbridge.core.worlds import resolve_root
-from modalbridge.io import clips as clips_module
-from modalbridge.io.clips import EpicClips, SomethingClips
-from modalbridge.io.datamodules import SomethingDataModule
-from modalbridge.io.epic_kitchens import EpicKitchens100
+from modalbridge.datasets import clips as clips_module
+from modalbridge.datasets.clips import EpicClips, SomethingClips
+from modalbridge.datasets.datamodules import SomethingDataModule
+from modalbridge.datasets.epic_kitchens import EpicKitchens100
 from modalbridge.io.flow import extract_flow_tree, read_flow_frames
-from modalbridge.io.something import SomethingSomething
+from modalbridge.datasets.something import SomethingSomething
 from modalbridge.io.transforms import apply_flow
 from modalbridge.io.video import probe
 
