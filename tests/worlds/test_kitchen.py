@@ -605,18 +605,19 @@ def test_ssv2_template_is_decodable_from_layout_on_unseen_objects(world):
 def test_turning_upside_down_differs_from_pretending_only_in_pixels():
     """The appearance-only pair: same random draws -> identical boxes in every frame, but from the flip on
     (mid-clip) the object is drawn mirrored with its colours swapped, so only pixels on the object differ."""
-    from modalbridge.worlds import kitchen
+    from modalbridge.worlds.kitchen.compositor import render
+    from modalbridge.worlds.kitchen.ssv2 import SS_OBJECTS_B, ss_layers, ss_objects
 
     assert {SSV2_TEMPLATES[t] for t in SSV2_TEMPLATES} >= {"turn_over", "pretend_turn"}
     assert set(MOTION_TEMPLATES) < set(SSV2_TEMPLATES)
-    obj = kitchen._ss_objects(kitchen._SS_OBJECTS_B, 22.5, 0.5, 0.6)[5]  # "apple": a ring
+    obj = ss_objects(SS_OBJECTS_B, 22.5, 0.5, 0.6)[5]  # "apple": a ring
     n, w, h = 30, 128, 96
     renders = {}
     for motion in ("turn_over", "pretend_turn"):
         rng = np.random.default_rng(7)
-        layers = kitchen._ss_layers(motion, n, w, h, rng, obj, None, None, np.array([205.0, 150.0, 120.0]))
+        layers = ss_layers(motion, n, w, h, rng, obj, None, None, np.array([205.0, 150.0, 120.0]))
         background = np.full((h, w, 3), 100.0, np.float32)
-        frames, _ = kitchen._render(background, layers, n, np.zeros((1, h, w, 3), np.float32), rng)
+        frames, _ = render(background, layers, n, np.zeros((1, h, w, 3), np.float32), rng)
         renders[motion] = ([[layer.box(t) for t in range(n)] for layer in layers], frames.astype(int))
     (boxes_turn, turned), (boxes_pretend, pretended) = renders["turn_over"], renders["pretend_turn"]
     assert boxes_turn == boxes_pretend

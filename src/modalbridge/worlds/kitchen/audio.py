@@ -1,10 +1,19 @@
-"""TODO"""
+"""Sound of the EPIC videos: the verb sound of a segment (take = rising chirp, put = thud, wash = water
+noise, open = creak, close = bang, cut = one click per chop) and the faint tone whose pitch encodes the noun.
+:func:`.epic.render_ek_video` mixes them over background noise into the AAC track."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modalbridge.worlds.kitchen.compositor import smoothstep
+
 
 def verb_sound(verb: str, m: int, sr: int, rng: np.random.Generator, cues: dict[str, Any]) -> np.ndarray:
-    """Verb-specific sound (m,) float32 for a segment of ``m`` samples (see module docstring)."""
+    """Verb-specific sound (m,) float32 for a segment of ``m`` samples (see the package docstring)."""
     t = np.arange(m) / sr
     dur = m / sr
     env = smoothstep((t / dur - 0.08) / 0.1) * smoothstep((0.92 - t / dur) / 0.1)
@@ -40,3 +49,15 @@ def verb_sound(verb: str, m: int, sr: int, rng: np.random.Generator, cues: dict[
         raise ValueError(verb)
     peak = np.abs(y).max()
     return (0.45 * rng.uniform(0.75, 1.0) * y / peak if peak > 0 else y).astype(np.float32)
+
+
+def noun_pitches(nouns: Sequence[str]) -> dict[str, float]:
+    """noun → pitch (Hz) of its tone: ``nouns`` spread evenly over the octave above 300 Hz."""
+    return {noun: 300.0 * 2 ** (i / len(nouns)) for i, noun in enumerate(nouns)}
+
+
+def noun_tone(pitch: float, m: int, sr: int, level: float) -> np.ndarray:
+    """The noun tone (m,) float32 of a segment of ``m`` samples: a sine at ``pitch`` Hz under a Hann window,
+    peak amplitude ``level``."""
+    tone = np.sin(2 * np.pi * pitch * np.arange(m) / sr)
+    return (level * tone * np.hanning(m)).astype(np.float32)

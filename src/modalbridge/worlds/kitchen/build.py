@@ -1,19 +1,51 @@
-"""TODO"""
+"""Building worlds: :func:`make_kitchen_world` (plan both parts from one seed, render videos and clips in
+worker processes, write the annotation files and WORLD.md), the cached :func:`kitchen_world` and its
+variants for distillation (:func:`distill_kitchen_world`) and layout fusion
+(:func:`layouts_kitchen_world`)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modalbridge.core.paths import worlds_dir
+from modalbridge.core.progress import progress
+from modalbridge.worlds.kitchen.config import CAMERA_TEMPLATES, WORLD_VERSION, KitchenWorldConfig, config_hash
+from modalbridge.worlds.kitchen.epic import plan_ek, render_ek_video, write_ek
+from modalbridge.worlds.kitchen.narrations import load_vocabulary
+from modalbridge.worlds.kitchen.ssv2 import plan_ss, render_ss_clips, write_ss
+from modalbridge.worlds.kitchen.world_md import write_world_md
 
 _RANDOM_STREAM = 1  # part of the master seed; kept at 1 so v1 and v2 worlds hold identical clips
+log = logging.getLogger(__name__)
 
 
-def _run_jobs(ek_jobs: list[dict[str, Any]], ss_jobs: list[dict[str, Any]], workers: int):
+def _run_jobs(ek_jobs: list[dict[str, Any]], ss_jobs: list[dict[str, Any]], workers: int
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Render every EPIC video and every chunk of Something-Else clips, in ``workers`` processes (in this one
+    when ``workers`` ≤ 1); results in job order. Progress (videos, then clip chunks) goes to stderr."""
+    ek_desc, ss_desc = "kitchen world: EPIC videos", "kitchen world: Something-Else clip chunks"
     if workers <= 1:
-        return [render_ek_video(j) for j in ek_jobs], [render_ss_clips(j) for j in ss_jobs]
+        return ([render_ek_video(j) for j in progress(ek_jobs, ek_desc, unit="video")],
+                [render_ss_clips(j) for j in progress(ss_jobs, ss_desc, unit="chunk")])
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         ek_futures = [pool.submit(render_ek_video, j) for j in ek_jobs]
         ss_futures = [pool.submit(render_ss_clips, j) for j in ss_jobs]
-        return [f.result() for f in ek_futures], [f.result() for f in ss_futures]
+        return ([f.result() for f in progress(ek_futures, ek_desc, unit="video")],
+                [f.result() for f in progress(ss_futures, ss_desc, unit="chunk")])
 
 
 def make_kitchen_world(root: str | os.PathLike, *, seed: int = 0, config: KitchenWorldConfig | None = None,

@@ -1,6 +1,23 @@
-"""TODO"""
+"""Compositor: analytic layers and how they become frames.
+
+:class:`Layer` is one shape following a per-frame path; :func:`render` paints layers in order over a
+background (alpha blending, additive noise) and returns, on request, the analytic optical flow of the
+top-most layer at each pixel. Also here: the background and colour helpers (:func:`texture`,
+:func:`noise_bank`, :func:`hsv`, :func:`static_layer`) and the easing / placement helpers that motion paths
+are built from (:func:`smoothstep`, :func:`phase`, :func:`fit_range`, :func:`fit_offset`).
+"""
 
 from __future__ import annotations
+
+import colorsys
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from modalbridge.worlds.kitchen.painters import SHAPES
 
 
 @dataclass
@@ -78,7 +95,7 @@ def paint_static(image: np.ndarray, layer: Layer) -> None:
 
 
 def render(background: np.ndarray, layers: Sequence[Layer], n: int, noise: np.ndarray,
-            rng: np.random.Generator, flow_starts: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+           rng: np.random.Generator, flow_starts: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Render ``n`` frames of ``layers`` (painted in order) over ``background`` (H, W, 3) float32, or one
     background per frame (n, H, W, 3).
 
@@ -114,16 +131,19 @@ def noise_bank(rng: np.random.Generator, width: int, height: int, std: float, k:
 
 
 def hsv(h: float, s: float, v: float) -> np.ndarray:
+    """RGB (3,) float32 in 0..255 of hue ``h`` (degrees, wrapped), saturation ``s`` and value ``v`` (0..1)."""
     return np.array(colorsys.hsv_to_rgb((h % 360) / 360.0, s, v), np.float32) * 255.0
 
 
 def static_layer(shape, radius, colour, colour2, x, y, n, *, alpha=1.0, role="object") -> Layer:
+    """A layer of ``n`` frames that stays at (x, y) at scale 1, visible in every frame."""
     return Layer(shape, radius, np.asarray(colour, np.float32), np.asarray(colour2, np.float32),
-                  np.full(n, x, np.float32), np.full(n, y, np.float32), np.ones(n, np.float32),
-                  np.ones(n, bool), alpha, role)
+                 np.full(n, x, np.float32), np.full(n, y, np.float32), np.ones(n, np.float32),
+                 np.ones(n, bool), alpha, role)
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
+    """Cubic 0→1 ease ``3x² - 2x³`` of ``x`` clipped to [0, 1] (same shape as ``x``)."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 

@@ -1,9 +1,79 @@
-"""TODO"""
+"""The EPIC-KITCHENS-100 part of the world (``ek100/``): planning every segment of every video (real
+narration, timing, palette, occlusion), rendering one video per job (MP4 + AAC, analytic flow JPEGs,
+hand-object boxes; :func:`render_ek_video` runs in a worker process) and writing the annotation CSVs."""
 
 from __future__ import annotations
 
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-# --------------------------------------------------------------------------------------------- EPIC palettes
+import cv2
+import numpy as np
+
+from modalbridge.worlds.kitchen.audio import noun_pitches, noun_tone, verb_sound
+from modalbridge.worlds.kitchen.compositor import (
+    Layer,
+    fit_offset,
+    hsv,
+    noise_bank,
+    paint_static,
+    phase,
+    render,
+    static_layer,
+    texture,
+)
+from modalbridge.worlds.kitchen.config import EK_COLUMNS, EK_NOUNS, KitchenWorldConfig
+from modalbridge.worlds.kitchen.narrations import Narration, NarrationSampler, Vocabulary, asset_text
+from modalbridge.worlds.kitchen.painters import SHAPES
+from modalbridge.worlds.kitchen.writers import VideoWriter, quantise_flow, write_csv
+
+
+# --------------------------------------------------------------------------------------------- planning
+def plan_ek(cfg: KitchenWorldConfig, rng: np.random.Generator, vocab: Vocabulary) -> dict[str, Any]:
+    """Choose labels, timings and appearance of every EPIC segment (no rendering)."""
+    sampler = NarrationSampler(vocab, cfg.class_temperature)
+    videos = []
+    for split, ids, count in (("train", cfg.train_videos, cfg.train_segments),
+                              ("validation", cfg.val_videos, cfg.val_segments)):
+        per_video = [count // len(ids) + (i < count % len(ids)) for i in range(len(ids))]
+        noisy = set()
+        if split == "train" and cfg.label_noise > 0:
+            noisy = set(rng.choice(count, size=round(cfg.label_noise * count), replace=False).tolist())
+        k = 0
+        for video_id, m in zip(ids, per_video):
+            participant = video_id.split("_")[0]
+            fps = cfg.fps_of(video_id)
+            novel = split == "validation" and (cfg.ek_novel_colours == "validation" or (
+                cfg.ek_novel_colours == "unseen" and participant in cfg.unseen_participants))
+            segments, cursor = [], 0
+            for j in range(m):
+                gap = max(1, round(rng.uniform(*cfg.gap_seconds) * fps))
+                frames = max(4, round(rng.uniform(*cfg.segment_seconds) * fps))
+                truth = sampler.draw(rng)
+                label = truth
+                if k in noisy:
+                    others = [v for v in sampler.verbs if v != truth.verb_class]
+                    label = sampler.draw(rng, verb=others[rng.integers(len(others))])
+                start = cursor + gap
+                segments.append({
+                    "narration_id": f"{video_id}_{j}", "start": start, "frames": frames,
+                    "verb": vocab.verb_keys[truth.verb_class], "noun": vocab.noun_keys[truth.noun_class],
+                    "truth": truth, "label": label, "noisy": k in noisy, "palette": "novel" if novel else "seen",
+                    "occluded": bool(rng.random() < cfg.occlusion_prob),
+                    "narration_offset": rng.uniform(0.0, 0.5),
+                })
+                cursor, k = start + frames, k + 1
+            total = cursor + max(1, round(rng.uniform(*cfg.gap_seconds) * fps))
+            videos.append({"split": split, "video_id": video_id, "participant": participant, "fps": fps,
+                           "frames": total, "segments": segments, "seed": int(rng.integers(2**63))})
+    return {"videos": videos}
+
+
+# --------------------------------------------------------------------------------------------- rendering
 def _noun_palettes(nouns: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """noun → (main, secondary) colour in the ``seen`` palette and in the disjoint ``novel`` palette."""
     seen, novel = {}, {}
@@ -17,26 +87,6 @@ def _noun_palettes(nouns: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray
     return {"seen": seen, "novel": novel}
 
 
-def _timestamp(seconds: float, decimals: int) -> str:
-    """Seconds → ``HH:MM:SS.ss`` (EPIC format; 3 decimals for narration_timestamp)."""
-    scale = 10**decimals
-    whole, fraction = divmod(round(seconds * scale), scale)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{fraction:0{decimals}d}"
-
-
-def _duration_text(frames: int, fps: float) -> str:
-    """Duration with 6 decimals such that ``ceil(duration · fps) == frames`` (what readers compute)."""
-    value = math.floor(frames / fps * 1e6) / 1e6
-    while math.ceil(value * fps) > frames:
-        value -= 1e-6
-    while math.ceil(value * fps) < frames:
-        value += 1e-6
-    return f"{value:.6f}"
-
-
-# --------------------------------------------------------------------------------------------- EPIC motion
 def _ek_layers(verb: str, noun: str, n: int, fps: float, width: int, height: int, rng: np.random.Generator,
                colours: tuple[np.ndarray, np.ndarray], skin: np.ndarray, contrast: float, occluded: bool
                ) -> tuple[list[Layer], dict[str, Any]]:
@@ -95,21 +145,20 @@ def _ek_layers(verb: str, noun: str, n: int, fps: float, width: int, height: int
     second = np.clip(colours[1] + jitter, 0, 255).astype(np.float32)
     visible = np.ones(n, bool)
     obj = Layer(shape, r, main, second, (ox + dx).astype(np.float32), (oy + dy).astype(np.float32),
-                 scale.astype(np.float32), visible, contrast, "object")
+                scale.astype(np.float32), visible, contrast, "object")
     hand_colour = np.clip(skin + rng.normal(0.0, 5.0, 3), 0, 255).astype(np.float32)
     hand = Layer("hand", rh, hand_colour, 0.85 * hand_colour, (hx + dx).astype(np.float32),
-                  (hy + dy).astype(np.float32), np.ones(n, np.float32), visible.copy(), 1.0, "hand")
+                 (hy + dy).astype(np.float32), np.ones(n, np.float32), visible.copy(), 1.0, "hand")
     layers = [obj, hand]
     if occluded:
         k = int(rng.uniform(0.3, 0.7) * (n - 1))
         grey = rng.uniform(70, 150) + rng.normal(0, 10, 3)
         slab = static_layer("slab", r * rng.uniform(0.6, 0.9), grey, 0.8 * grey, obj.cx[k] + rng.normal(0, 2),
-                             obj.cy[k] + rng.normal(0, 2), n, role="occluder")
+                            obj.cy[k] + rng.normal(0, 2), n, role="occluder")
         layers = [obj, slab, hand]
     return layers, cues
 
 
-# --------------------------------------------------------------------------------------------- EPIC video job
 def render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
     """Render one EPIC video: MP4 (+AAC), flow JPEGs and hand-object boxes. Runs in a worker process."""
     cfg: KitchenWorldConfig = job["config"]
@@ -127,7 +176,7 @@ def render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
         shape = ("square", "oval", "bar", "slab")[rng.integers(4)]
         grey = base + rng.normal(0, 22, 3)
         layer = static_layer(shape, rng.uniform(6, 16) * height / 96.0, grey, grey * 0.85,
-                              rng.uniform(0, width), rng.uniform(0, height), 1, alpha=0.45, role="clutter")
+                             rng.uniform(0, width), rng.uniform(0, height), 1, alpha=0.45, role="clutter")
         paint_static(background, layer)
     noise = noise_bank(rng, width, height, cfg.noise_std)
     skin = np.array([205.0, 150.0, 120.0]) + rng.normal(0, 8, 3)
@@ -135,7 +184,7 @@ def render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
     sr = cfg.audio_rate
     audio = rng.normal(0.0, cfg.audio_noise_level, round(total / fps * sr)).astype(np.float32)
     palettes = _noun_palettes(cfg.nouns)
-    pitches = {noun: 300.0 * 2 ** (i / len(cfg.nouns)) for i, noun in enumerate(cfg.nouns)}
+    pitches = noun_pitches(cfg.nouns)
 
     video_path = root / participant / "videos" / f"{video_id}.MP4"
     flow_dir = root / participant / "flow_frames" / video_id
@@ -158,8 +207,7 @@ def render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
         a, m = round(seg["start"] / fps * sr), round(seg["frames"] / fps * sr)
         m = min(m, len(audio) - a)
         audio[a:a + m] += verb_sound(seg["verb"], m, sr, rng, cues)
-        tone = np.sin(2 * np.pi * pitches[seg["noun"]] * np.arange(m) / sr)
-        audio[a:a + m] += (cfg.audio_noun_level * tone * np.hanning(m)).astype(np.float32)
+        audio[a:a + m] += noun_tone(pitches[seg["noun"]], m, sr, cfg.audio_noun_level)
         cursor = seg["start"] + seg["frames"]
     if total > cursor:
         pieces.append(("gap", cursor, total - cursor, None))
@@ -205,44 +253,24 @@ def render_ek_video(job: dict[str, Any]) -> dict[str, Any]:
     return {"video_id": video_id, "frames": writer.frames, "colours": [s["colour"] for s in job["segments"]]}
 
 
-def plan_ek(cfg: KitchenWorldConfig, rng: np.random.Generator, vocab: Vocabulary) -> dict[str, Any]:
-    """Choose labels, timings and appearance of every EPIC segment (no rendering)."""
-    sampler = NarrationSampler(vocab, cfg.class_temperature)
-    videos = []
-    for split, ids, count in (("train", cfg.train_videos, cfg.train_segments),
-                              ("validation", cfg.val_videos, cfg.val_segments)):
-        per_video = [count // len(ids) + (i < count % len(ids)) for i in range(len(ids))]
-        noisy = set()
-        if split == "train" and cfg.label_noise > 0:
-            noisy = set(rng.choice(count, size=round(cfg.label_noise * count), replace=False).tolist())
-        k = 0
-        for video_id, m in zip(ids, per_video):
-            participant = video_id.split("_")[0]
-            fps = cfg.fps_of(video_id)
-            novel = split == "validation" and (cfg.ek_novel_colours == "validation" or (
-                cfg.ek_novel_colours == "unseen" and participant in cfg.unseen_participants))
-            segments, cursor = [], 0
-            for j in range(m):
-                gap = max(1, round(rng.uniform(*cfg.gap_seconds) * fps))
-                frames = max(4, round(rng.uniform(*cfg.segment_seconds) * fps))
-                truth = sampler.draw(rng)
-                label = truth
-                if k in noisy:
-                    others = [v for v in sampler.verbs if v != truth.verb_class]
-                    label = sampler.draw(rng, verb=others[rng.integers(len(others))])
-                start = cursor + gap
-                segments.append({
-                    "narration_id": f"{video_id}_{j}", "start": start, "frames": frames,
-                    "verb": vocab.verb_keys[truth.verb_class], "noun": vocab.noun_keys[truth.noun_class],
-                    "truth": truth, "label": label, "noisy": k in noisy, "palette": "novel" if novel else "seen",
-                    "occluded": bool(rng.random() < cfg.occlusion_prob),
-                    "narration_offset": rng.uniform(0.0, 0.5),
-                })
-                cursor, k = start + frames, k + 1
-            total = cursor + max(1, round(rng.uniform(*cfg.gap_seconds) * fps))
-            videos.append({"split": split, "video_id": video_id, "participant": participant, "fps": fps,
-                           "frames": total, "segments": segments, "seed": int(rng.integers(2**63))})
-    return {"videos": videos}
+# ------------------------------------------------------------------------------------------- annotation files
+def _timestamp(seconds: float, decimals: int) -> str:
+    """Seconds → ``HH:MM:SS.ss`` (EPIC format; 3 decimals for narration_timestamp)."""
+    scale = 10**decimals
+    whole, fraction = divmod(round(seconds * scale), scale)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{fraction:0{decimals}d}"
+
+
+def _duration_text(frames: int, fps: float) -> str:
+    """Duration with 6 decimals such that ``ceil(duration · fps) == frames`` (what readers compute)."""
+    value = math.floor(frames / fps * 1e6) / 1e6
+    while math.ceil(value * fps) > frames:
+        value -= 1e-6
+    while math.ceil(value * fps) < frames:
+        value += 1e-6
+    return f"{value:.6f}"
 
 
 def _tail(counts: Counter, num_classes: int, fraction: float) -> list[int]:
@@ -258,7 +286,9 @@ def _tail(counts: Counter, num_classes: int, fraction: float) -> list[int]:
 
 
 def write_ek(root: Path, cfg: KitchenWorldConfig, plan: dict[str, Any], vocab: Vocabulary,
-              results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+             results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write the EPIC annotation files of ``plan`` into ``root/ek100`` next to the rendered videos
+    (``results``: video id → :func:`render_ek_video` result) and return the counts that WORLD.md reports."""
     ek = root / "ek100"
     rows = {"train": [], "validation": []}
     truth_rows = []
@@ -280,7 +310,7 @@ def write_ek(root: Path, cfg: KitchenWorldConfig, plan: dict[str, Any], vocab: V
     write_csv(ek / "EPIC_100_train.csv", EK_COLUMNS, rows["train"])
     write_csv(ek / "EPIC_100_validation.csv", EK_COLUMNS, rows["validation"])
     write_csv(ek / "world_truth.csv", ["narration_id", "split", "verb_class", "noun_class", "label_noisy",
-                                        "palette", "colour_r", "colour_g", "colour_b", "occluded"], truth_rows)
+                                       "palette", "colour_r", "colour_g", "colour_b", "occluded"], truth_rows)
     for kind, keys, cats in (("verb", vocab.verb_keys, vocab.verb_categories),
                              ("noun", vocab.noun_keys, vocab.noun_categories)):
         instances: dict[int, Counter] = defaultdict(Counter)
@@ -295,10 +325,10 @@ def write_ek(root: Path, cfg: KitchenWorldConfig, plan: dict[str, Any], vocab: V
     write_csv(ek / "EPIC_100_tail_verbs.csv", ["verb"], [[v] for v in tail_verbs])
     write_csv(ek / "EPIC_100_tail_nouns.csv", ["noun"], [[n] for n in tail_nouns])
     write_csv(ek / "EPIC_100_unseen_participant_ids_validation.csv", ["participant_id"],
-               [[p] for p in cfg.unseen_participants])
+              [[p] for p in cfg.unseen_participants])
     write_csv(ek / "EPIC_100_video_info.csv", ["video_id", "duration", "fps", "resolution"],
-               [[v["video_id"], _duration_text(v["frames"], v["fps"]), repr(float(v["fps"])),
-                 f"{cfg.width}x{cfg.height}"] for v in sorted(plan["videos"], key=lambda v: v["video_id"])])
+              [[v["video_id"], _duration_text(v["frames"], v["fps"]), repr(float(v["fps"])),
+                f"{cfg.width}x{cfg.height}"] for v in sorted(plan["videos"], key=lambda v: v["video_id"])])
     for name in ("license.txt", "SOURCE.txt"):
         (ek / name).write_text(asset_text(name), encoding="utf-8")
     return {"train_segments": len(rows["train"]), "validation_segments": len(rows["validation"]),

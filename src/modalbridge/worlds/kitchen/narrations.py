@@ -1,14 +1,25 @@
-"""TODO"""
+"""The real EPIC-KITCHENS-100 narrations behind the world's labels: the shipped subset in
+``modalbridge/assets/epic_kitchens_100`` (:func:`asset_text`), its classes renumbered for the world
+(:func:`load_vocabulary` → :class:`Vocabulary`) and the seeded draw of a (narration, verb, noun) triple per
+segment (:class:`NarrationSampler`). How the subset was chosen: see the package docstring ("Selection")."""
 
 from __future__ import annotations
 
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
 
 _ASSETS = ("modalbridge", "assets/epic_kitchens_100")
 
 
-# --------------------------------------------------------------------------------------------- EPIC annotations
 @dataclass(frozen=True)
 class Narration:
+    """One real narration row of the shipped subset, with world class ids and its number of occurrences."""
+
     narration: str
     verb: str
     verb_class: int  # world id
@@ -19,6 +30,8 @@ class Narration:
 
 @dataclass
 class Vocabulary:
+    """The chosen EPIC classes renumbered 0..V-1 / 0..N-1 (ordered by real id) and their narrations."""
+
     verb_keys: list[str]  # world id → real key
     noun_keys: list[str]
     verb_real_ids: list[int]
@@ -29,6 +42,7 @@ class Vocabulary:
 
 
 def asset_text(name: str) -> str:
+    """Text of a file shipped in ``modalbridge/assets/epic_kitchens_100``."""
     return resources.files(_ASSETS[0]).joinpath(_ASSETS[1], name).read_text(encoding="utf-8")
 
 
@@ -73,6 +87,7 @@ class NarrationSampler:
                        for v in self.verbs}
 
     def draw(self, rng: np.random.Generator, verb: int | None = None) -> Narration:
+        """One narration; ``verb`` (a world id) fixes its verb class instead of drawing it."""
         if verb is None:
             verb = self.verbs[rng.choice(len(self.verbs), p=self.verb_p)]
         noun = self.nouns_of[verb][rng.choice(len(self.nouns_of[verb]), p=self.noun_p[verb])]

@@ -1,21 +1,50 @@
-"""TODO"""
+"""The Something-Something-V2 / Something-Else part of the world (``ssv2/``): planning every clip (template,
+objects of set A or B, size, length; :func:`plan_ss`), the hand and object motion of each template
+(:func:`ss_layers`), rendering clips in chunks (WebM + annotated and detected boxes; :func:`render_ss_clips`
+runs in a worker process) and writing the label, split, few-shot and box JSON files (:func:`write_ss`)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from modalbridge.worlds.kitchen.compositor import (
+    Layer,
+    fit_offset,
+    fit_range,
+    hsv,
+    noise_bank,
+    paint_static,
+    phase,
+    render,
+    static_layer,
+    texture,
+)
+from modalbridge.worlds.kitchen.config import SSV2_TEMPLATES, KitchenWorldConfig
+from modalbridge.worlds.kitchen.painters import SHAPES
+from modalbridge.worlds.kitchen.writers import VideoWriter, write_json
 
 #: camera-turn motion -> the motion whose hand and object boxes it reproduces
 _CAMERA_MOTIONS = {"camera_left": "left_to_right", "camera_right": "right_to_left"}
 _TWO_OBJECT_MOTIONS = {"into", "out_of", "closer", "away"}
 
-
 #: Something-Else object sets: (placeholder noun, shape); colours are assigned by hue.
 SS_OBJECTS_A = (("pen", "bar"), ("mug", "square"), ("book", "triangle"), ("bottle", "bullseye"),
-                 ("remote control", "bar"), ("box", "square"), ("phone", "triangle"), ("wallet", "bullseye"))
+                ("remote control", "bar"), ("box", "square"), ("phone", "triangle"), ("wallet", "bullseye"))
 SS_OBJECTS_B = (("cup", "ring"), ("shoe", "oval"), ("scissors", "cross"), ("lighter", "diamond"),
-                 ("toy car", "oval"), ("apple", "ring"), ("marker", "cross"), ("key", "diamond"))
+                ("toy car", "oval"), ("apple", "ring"), ("marker", "cross"), ("key", "diamond"))
 
 
-def ss_objects(names_shapes, hue_offset: float, saturation: float, value: float) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------------------------- planning
+def ss_objects(names_shapes: Sequence[tuple[str, str]], hue_offset: float, saturation: float,
+               value: float) -> list[dict[str, Any]]:
+    """An object set as dicts {name, shape, colour, colour2} (RGB 0..255, rounded): hues evenly spaced from
+    ``hue_offset``; odd objects get a pale complementary secondary colour, even ones a darker shade."""
     objects = []
     for i, (name, shape) in enumerate(names_shapes):
         hue = 360.0 * i / len(names_shapes) + hue_offset
@@ -26,9 +55,55 @@ def ss_objects(names_shapes, hue_offset: float, saturation: float, value: float)
     return objects
 
 
-# --------------------------------------------------------------------------------------------- SSv2 motion
+def plan_ss(cfg: KitchenWorldConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """Choose template, objects, size and length of every Something-Else clip (no rendering)."""
+    templates = sorted(cfg.ss_templates)
+    objects = {"A": ss_objects(SS_OBJECTS_A, 0.0, 0.85, 0.95), "B": ss_objects(SS_OBJECTS_B, 22.5, 0.5, 0.6)}
+    ids = rng.choice(np.arange(1, 220848), size=cfg.ss_train_clips + cfg.ss_val_clips, replace=False)
+    clips = []
+    for split, count, offset in (("train", cfg.ss_train_clips, 0), ("validation", cfg.ss_val_clips, cfg.ss_train_clips)):
+        pool = objects["A" if split == "train" else "B"]
+        flips = set()
+        if split == "train" and cfg.ss_label_noise > 0:
+            flips = set(rng.choice(count, size=round(cfg.ss_label_noise * count), replace=False).tolist())
+        for i in range(count):
+            template_index = i % len(templates) if i < count - count % len(templates) else rng.integers(len(templates))
+            template = templates[int(template_index)]
+            motion = SSV2_TEMPLATES[template]
+            if split == "train" and rng.random() < cfg.ss_spurious:
+                a = int(template_index) % len(pool)
+            else:
+                a = int(rng.integers(len(pool)))
+            rest = [j for j in range(len(pool)) if j != a]
+            b = int(rest[rng.integers(len(rest))]) if motion in _TWO_OBJECT_MOTIONS else None
+            d = None
+            if motion not in _TWO_OBJECT_MOTIONS and rng.random() < cfg.ss_distractor_prob:
+                d = int(rest[rng.integers(len(rest))])
+            placeholders = [pool[a]["name"]] + ([pool[b]["name"]] if b is not None else [])
+            label_template, label_placeholders = template, placeholders
+            if i in flips:
+                label_template = templates[int(rng.choice([t for t in range(len(templates)) if t != template_index]))]
+                want = label_template.count("[something]")
+                extra = [p["name"] for p in pool if p["name"] not in placeholders]
+                label_placeholders = (placeholders + extra)[:want]
+            clips.append({
+                "id": str(int(ids[offset + i])), "split": split, "template": template, "motion": motion,
+                "label_template": label_template, "label_placeholders": label_placeholders,
+                "true_placeholders": placeholders, "noisy": i in flips,
+                "obj0": pool[a], "obj1": pool[b] if b is not None else None,
+                "distractor": pool[d] if d is not None else None,
+                "width": int(cfg.ss_widths[rng.integers(len(cfg.ss_widths))]),
+                "frames": max(8, round(rng.uniform(*cfg.ss_seconds) * cfg.ss_fps)),
+                "seed": int(rng.integers(2**63)),
+            })
+    order = rng.permutation(len(clips))  # shuffle the listing order of each split, as in the real lists
+    clips = [clips[i] for i in order]
+    return {"clips": clips, "templates": templates, "objects": objects}
+
+
+# --------------------------------------------------------------------------------------------- rendering
 def ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Generator, obj_a: dict, obj_b: dict | None,
-               distractor: dict | None, skin: np.ndarray) -> list[Layer]:
+              distractor: dict | None, skin: np.ndarray) -> list[Layer]:
     """Layers (paint order) of one Something-Else clip: [distractor], [obj1], obj0, hand."""
     unit = height / 96.0
     tau = np.linspace(0.0, 1.0, n)
@@ -133,20 +208,70 @@ def ss_layers(motion: str, n: int, width: int, height: int, rng: np.random.Gener
             x, y = rng.uniform(12, width - 12), rng.uniform(0.3 * height, height - 12)
             if min(np.hypot(ax - x, ay - y).min(), math.hypot(bx - x, by - y) if obj_b else 1e9) > 2.5 * ra:
                 layers.append(static_layer(distractor["shape"], rng.uniform(8, 11) * unit, distractor["colour"],
-                                            distractor["colour2"], x, y, n, role="distractor"))
+                                           distractor["colour2"], x, y, n, role="distractor"))
                 if camera:  # static in the scene, so it moves in the picture
                     layers[-1].cx, layers[-1].cy = x + (ax - ax[0]).astype(np.float32), y + (ay - ay[0]).astype(np.float32)
                 break
     if obj_b is not None:
         layers.append(static_layer(obj_b["shape"], rb, obj_b["colour"], obj_b["colour2"], bx, by, n, role="obj1"))
     a_layer = Layer(obj_a["shape"], ra, np.asarray(obj_a["colour"], np.float32),
-                     np.asarray(obj_a["colour2"], np.float32), ax.astype(np.float32), ay.astype(np.float32),
-                     a_scale.astype(np.float32), a_visible, 1.0, "obj0", raw,
-                     flipped=tau >= 0.5 if motion == "turn_over" else None)
+                    np.asarray(obj_a["colour2"], np.float32), ax.astype(np.float32), ay.astype(np.float32),
+                    a_scale.astype(np.float32), a_visible, 1.0, "obj0", raw,
+                    flipped=tau >= 0.5 if motion == "turn_over" else None)
     hand_colour = np.clip(skin + rng.normal(0, 5, 3), 0, 255).astype(np.float32)
     hand = Layer("hand", rh, hand_colour, 0.85 * hand_colour, hand_xy[:, 0].astype(np.float32),
-                  hand_xy[:, 1].astype(np.float32), np.ones(n, np.float32), np.ones(n, bool), 1.0, "hand")
+                 hand_xy[:, 1].astype(np.float32), np.ones(n, np.float32), np.ones(n, bool), 1.0, "hand")
     return [*layers, a_layer, hand]
+
+
+def _scene_clutter(background: np.ndarray, count: int, table_top: int, rng: np.random.Generator) -> None:
+    """Paint ``count`` static, unannotated, half-transparent blobs on the table of a scene (H, W, 3) in place:
+    scene texture that shows when the camera moves."""
+    height, width = background.shape[:2]
+    for _ in range(count):
+        colour = rng.uniform(40, 220, 3)
+        layer = static_layer(("slab", "potato", "plate")[rng.integers(3)], rng.uniform(3, 6) * height / 96.0,
+                             colour, 0.6 * colour, rng.uniform(8, width - 8), rng.uniform(table_top + 6, height - 6),
+                             1, alpha=float(rng.uniform(0.5, 0.8)), role="clutter")
+        paint_static(background, layer)
+
+
+def render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
+    """Render a chunk of Something-Else clips (webm + box records). Runs in a worker process."""
+    cfg: KitchenWorldConfig = job["config"]
+    out: dict[str, Any] = {"boxes": {}, "detections": {}, "sizes": {}, "frames": {}}
+    for clip in job["clips"]:
+        rng = np.random.default_rng(clip["seed"])
+        width, height, n = clip["width"], cfg.ss_height, clip["frames"]
+        camera = clip["motion"] in _CAMERA_MOTIONS
+        margin = width // 2 + 8 if camera else 0  # a wider scene for the camera to pan over
+        base = rng.uniform(60, 200, 3)
+        background = texture(rng, width + 2 * margin, height + 2 * margin, base, 14.0)
+        table_top = int(rng.uniform(0.3, 0.45) * height) + margin
+        background[table_top:] = 0.6 * background[table_top:] + 0.4 * (rng.uniform(60, 200, 3))
+        _scene_clutter(background, cfg.ss_clutter, table_top, np.random.default_rng([clip["seed"], 2]))
+        skin = np.array([205.0, 150.0, 120.0]) + rng.normal(0, 10, 3)
+        layers = ss_layers(clip["motion"], n, width, height, rng, clip["obj0"], clip.get("obj1"),
+                           clip.get("distractor"), skin)
+        if camera:  # the scene moves with the held object: crop the wide scene along the object's path
+            obj = next(layer for layer in layers if layer.role == "obj0")
+            background = np.stack([cv2.warpAffine(background, np.float32([[1, 0, dx - margin], [0, 1, dy - margin]]),
+                                                  (width, height), flags=cv2.INTER_LINEAR)
+                                   for dx, dy in zip(obj.cx - obj.cx[0], obj.cy - obj.cy[0])])
+        frames, _ = render(background, layers, n, noise_bank(rng, width, height, cfg.ss_noise_std, 4), rng)
+        writer = VideoWriter(Path(job["root"]) / "videos" / f"{clip['id']}.webm", width, height, cfg.ss_fps)
+        writer.write(frames)
+        writer.close()
+        names = {"obj0": clip["obj0"]["name"], "hand": "hand"}
+        if clip.get("obj1"):
+            names["obj1"] = clip["obj1"]["name"]
+        out["boxes"][clip["id"]] = _ss_box_records(clip["id"], layers, n, width, height, names,
+                                                   clip["true_placeholders"], cfg, rng)
+        out["detections"][clip["id"]] = _ss_detections(out["boxes"][clip["id"]], width, height,
+                                                       np.random.default_rng([clip["seed"], 1]))
+        out["sizes"][clip["id"]] = [width, height]
+        out["frames"][clip["id"]] = writer.frames
+    return out
 
 
 def _ss_box_records(video_id: str, layers: Sequence[Layer], n: int, width: int, height: int, names: dict[str, str],
@@ -215,102 +340,7 @@ def _detection(box: list[float], category: str, score: float) -> dict[str, Any]:
             "standard_category": standard, "gt_annotation": gt, "score": round(float(score), 3)}
 
 
-def _scene_clutter(background: np.ndarray, count: int, table_top: int, rng: np.random.Generator) -> None:
-    """Paint ``count`` static, unannotated, half-transparent blobs on the table of a scene (H, W, 3) in place:
-    scene texture that shows when the camera moves."""
-    height, width = background.shape[:2]
-    for _ in range(count):
-        colour = rng.uniform(40, 220, 3)
-        layer = static_layer(("slab", "potato", "plate")[rng.integers(3)], rng.uniform(3, 6) * height / 96.0,
-                              colour, 0.6 * colour, rng.uniform(8, width - 8), rng.uniform(table_top + 6, height - 6),
-                              1, alpha=float(rng.uniform(0.5, 0.8)), role="clutter")
-        paint_static(background, layer)
-
-
-def render_ss_clips(job: dict[str, Any]) -> dict[str, Any]:
-    """Render a chunk of Something-Else clips (webm + box records). Runs in a worker process."""
-    cfg: KitchenWorldConfig = job["config"]
-    out: dict[str, Any] = {"boxes": {}, "detections": {}, "sizes": {}, "frames": {}}
-    for clip in job["clips"]:
-        rng = np.random.default_rng(clip["seed"])
-        width, height, n = clip["width"], cfg.ss_height, clip["frames"]
-        camera = clip["motion"] in _CAMERA_MOTIONS
-        margin = width // 2 + 8 if camera else 0  # a wider scene for the camera to pan over
-        base = rng.uniform(60, 200, 3)
-        background = texture(rng, width + 2 * margin, height + 2 * margin, base, 14.0)
-        table_top = int(rng.uniform(0.3, 0.45) * height) + margin
-        background[table_top:] = 0.6 * background[table_top:] + 0.4 * (rng.uniform(60, 200, 3))
-        _scene_clutter(background, cfg.ss_clutter, table_top, np.random.default_rng([clip["seed"], 2]))
-        skin = np.array([205.0, 150.0, 120.0]) + rng.normal(0, 10, 3)
-        layers = ss_layers(clip["motion"], n, width, height, rng, clip["obj0"], clip.get("obj1"),
-                            clip.get("distractor"), skin)
-        if camera:  # the scene moves with the held object: crop the wide scene along the object's path
-            obj = next(layer for layer in layers if layer.role == "obj0")
-            background = np.stack([cv2.warpAffine(background, np.float32([[1, 0, dx - margin], [0, 1, dy - margin]]),
-                                                  (width, height), flags=cv2.INTER_LINEAR)
-                                   for dx, dy in zip(obj.cx - obj.cx[0], obj.cy - obj.cy[0])])
-        frames, _ = render(background, layers, n, noise_bank(rng, width, height, cfg.ss_noise_std, 4), rng)
-        writer = VideoWriter(Path(job["root"]) / "videos" / f"{clip['id']}.webm", width, height, cfg.ss_fps)
-        writer.write(frames)
-        writer.close()
-        names = {"obj0": clip["obj0"]["name"], "hand": "hand"}
-        if clip.get("obj1"):
-            names["obj1"] = clip["obj1"]["name"]
-        out["boxes"][clip["id"]] = _ss_box_records(clip["id"], layers, n, width, height, names,
-                                                   clip["true_placeholders"], cfg, rng)
-        out["detections"][clip["id"]] = _ss_detections(out["boxes"][clip["id"]], width, height,
-                                                       np.random.default_rng([clip["seed"], 1]))
-        out["sizes"][clip["id"]] = [width, height]
-        out["frames"][clip["id"]] = writer.frames
-    return out
-
-
-def plan_ss(cfg: KitchenWorldConfig, rng: np.random.Generator) -> dict[str, Any]:
-    """Choose template, objects, size and length of every Something-Else clip (no rendering)."""
-    templates = sorted(cfg.ss_templates)
-    objects = {"A": ss_objects(SS_OBJECTS_A, 0.0, 0.85, 0.95), "B": ss_objects(SS_OBJECTS_B, 22.5, 0.5, 0.6)}
-    ids = rng.choice(np.arange(1, 220848), size=cfg.ss_train_clips + cfg.ss_val_clips, replace=False)
-    clips = []
-    for split, count, offset in (("train", cfg.ss_train_clips, 0), ("validation", cfg.ss_val_clips, cfg.ss_train_clips)):
-        pool = objects["A" if split == "train" else "B"]
-        flips = set()
-        if split == "train" and cfg.ss_label_noise > 0:
-            flips = set(rng.choice(count, size=round(cfg.ss_label_noise * count), replace=False).tolist())
-        for i in range(count):
-            template_index = i % len(templates) if i < count - count % len(templates) else rng.integers(len(templates))
-            template = templates[int(template_index)]
-            motion = SSV2_TEMPLATES[template]
-            if split == "train" and rng.random() < cfg.ss_spurious:
-                a = int(template_index) % len(pool)
-            else:
-                a = int(rng.integers(len(pool)))
-            rest = [j for j in range(len(pool)) if j != a]
-            b = int(rest[rng.integers(len(rest))]) if motion in _TWO_OBJECT_MOTIONS else None
-            d = None
-            if motion not in _TWO_OBJECT_MOTIONS and rng.random() < cfg.ss_distractor_prob:
-                d = int(rest[rng.integers(len(rest))])
-            placeholders = [pool[a]["name"]] + ([pool[b]["name"]] if b is not None else [])
-            label_template, label_placeholders = template, placeholders
-            if i in flips:
-                label_template = templates[int(rng.choice([t for t in range(len(templates)) if t != template_index]))]
-                want = label_template.count("[something]")
-                extra = [p["name"] for p in pool if p["name"] not in placeholders]
-                label_placeholders = (placeholders + extra)[:want]
-            clips.append({
-                "id": str(int(ids[offset + i])), "split": split, "template": template, "motion": motion,
-                "label_template": label_template, "label_placeholders": label_placeholders,
-                "true_placeholders": placeholders, "noisy": i in flips,
-                "obj0": pool[a], "obj1": pool[b] if b is not None else None,
-                "distractor": pool[d] if d is not None else None,
-                "width": int(cfg.ss_widths[rng.integers(len(cfg.ss_widths))]),
-                "frames": max(8, round(rng.uniform(*cfg.ss_seconds) * cfg.ss_fps)),
-                "seed": int(rng.integers(2**63)),
-            })
-    order = rng.permutation(len(clips))  # shuffle the listing order of each split, as in the real lists
-    clips = [clips[i] for i in order]
-    return {"clips": clips, "templates": templates, "objects": objects}
-
-
+# ------------------------------------------------------------------------------------------- annotation files
 def _fill_template(template: str, placeholders: Sequence[str]) -> str:
     text = template
     for name in placeholders:
@@ -319,6 +349,8 @@ def _fill_template(template: str, placeholders: Sequence[str]) -> str:
 
 
 def write_ss(root: Path, plan: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """Write the Something-Else annotation files of ``plan`` into ``root/ssv2`` next to the rendered clips
+    (``results``: the merged :func:`render_ss_clips` outputs) and return the clip counts."""
     ss = root / "ssv2"
     templates = plan["templates"]
     labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}

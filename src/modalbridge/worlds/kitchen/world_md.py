@@ -1,12 +1,25 @@
-"""TODO"""
+"""WORLD.md, the description written at the root of every kitchen world: contents and counts, notes for
+readers, the design (the package docstring of :mod:`modalbridge.worlds.kitchen` up to its "Selection"
+paragraph) and the seed and config that regenerate it."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
 
-# --------------------------------------------------------------------------------------------- WORLD.md
+from modalbridge.worlds.kitchen.config import WORLD_VERSION, KitchenWorldConfig
+from modalbridge.worlds.kitchen.narrations import Vocabulary
+
+
 def write_world_md(root: Path, cfg: KitchenWorldConfig, seed: int, vocab: Vocabulary, ek_plan: dict,
-                    ss_plan: dict, ek: dict, ss: dict) -> None:
-    design = __doc__.split("Selection of the real annotations")[0].strip()
+                   ss_plan: dict, ek: dict, ss: dict) -> None:
+    """Write ``root/WORLD.md`` from the plans and the summaries of :func:`.epic.write_ek` (``ek``) and
+    :func:`.ssv2.write_ss` (``ss``)."""
+    # the package docstring is the design text (imported here: the package imports this module)
+    from modalbridge.worlds import kitchen
+
+    design = kitchen.__doc__.split("Selection of the real annotations")[0].strip()
     videos = "\n".join(
         f"| {v['video_id']} | {v['split']} | {v['fps']:g} | {v['frames']} | {len(v['segments'])} | "
         f"{v['segments'][0]['palette'] if v['segments'] else '-'} |" for v in ek_plan["videos"])

@@ -1,9 +1,20 @@
-"""TODO"""
+"""File writers shared by the EPIC and SSv2 parts: the streaming video encoder (:class:`VideoWriter`: MP4
+H.264 + AAC, WebM VP9), flow quantisation for the flow JPEGs (:func:`quantise_flow`) and the CSV / JSON
+annotation writers (:func:`write_csv`, :func:`write_json`)."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
-# --------------------------------------------------------------------------------------------- media writers
+import av
+import numpy as np
+
+
 class VideoWriter:
     """Streaming PyAV encoder: ``.MP4``/``.mp4`` → libx264 (ultrafast, yuv420p) + optional AAC mono;
     ``.webm`` → libvpx-vp9 (realtime), no audio. Frames are uint8 (n, H, W, 3) RGB."""
@@ -31,6 +42,7 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, frames: np.ndarray) -> None:
+        """Encode ``frames`` uint8 (n, H, W, 3) RGB, and the audio up to their end time."""
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts = self.frames
@@ -56,6 +68,7 @@ class VideoWriter:
                 self.container.mux(packet)
 
     def close(self) -> None:
+        """Flush the encoders (the rest of the audio, zero-padded to whole 1024-sample frames) and close."""
         for packet in self.video.encode():
             self.container.mux(packet)
         if self.audio is not None:
@@ -70,8 +83,8 @@ def quantise_flow(d: np.ndarray, bound: float) -> np.ndarray:
     return np.clip(np.round((d / bound + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------------------------- writing
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """UTF-8 CSV with ``\\n`` line ends: the ``header`` row, then ``rows``."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
@@ -79,5 +92,6 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) 
 
 
 def write_json(path: Path, data: Any, indent: int | None = None) -> None:
+    """UTF-8 JSON (parent folders created): indented when ``indent`` is given, else compact (no spaces)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=indent, separators=None if indent else (",", ":")), encoding="utf-8")
