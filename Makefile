@@ -23,10 +23,10 @@ demo: $(STAMP)
 	$(BIN)/modalbridge demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "" tests
+	$(BIN)/python -m pytest -q --durations=15 -m "" tests
 
 bench: $(STAMP)
 	$(BIN)/modalbridge bench all

@@ -24,6 +24,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
@@ -52,12 +53,14 @@ def run_identity(config_paths: list[str]) -> tuple[str | None, str | None]:
     return (path.parent.name or None), path.stem
 
 
-def lightning_cli(argv: list[str], *, run: bool = True):
-    """The LightningCLI behind ``modalbridge fit|validate|test|predict`` (``run=False``: parse and build the
-    model, data module and trainer without running a verb; ``argv`` then holds no verb)."""
+def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False):
+    """The LightningCLI behind ``modalbridge fit|validate|test|predict``. ``run=False``: parse and build the
+    model, data module and trainer without running a verb (``argv`` then holds no verb); with ``parse_only``
+    too, stop after parsing (``cli.config`` is the validated config; nothing is built or read)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+    from modalbridge.core.errors import remembering_parser
     from modalbridge.core.paths import runs_dir
     from modalbridge.core.runs import KillAtEpoch, RunDirCallback
 
@@ -71,8 +74,6 @@ def lightning_cli(argv: list[str], *, run: bool = True):
                                 help="metric selecting the best checkpoint (default: the model's own)")
             parser.add_argument("--monitor_mode", default=None, choices=("min", "max", None),
                                 help="min|max for --monitor (default: the model's direction for it)")
-            # a classifier data module's ``heads`` fill the model's ``heads`` (other tasks' modules have none)
-            parser.link_arguments("data", "model.init_args.heads", compute_fn=data_heads, apply_on="instantiate")
 
         def before_instantiate_classes(self) -> None:
             cfg = self.config[self.subcommand] if self.subcommand else self.config
@@ -82,7 +83,21 @@ def lightning_cli(argv: list[str], *, run: bool = True):
             if cfg.trainer.default_root_dir in (None, "", "."):
                 cfg.trainer.default_root_dir = str(runs_dir() / cfg.task / cfg.run_name)
             self._monitor = (cfg.monitor, cfg.monitor_mode)
-            _check_init_from(cfg)
+            if not parse_only:
+                _check_init_from(cfg)
+
+        def instantiate_classes(self) -> None:
+            if parse_only:
+                return
+            # LightningCLI.instantiate_classes on a copy whose model heads are linked: self.config stays the
+            # plain, serialisable config that the run folder's config.yaml is written from
+            linked = self.config.clone()
+            link_heads(linked[self.subcommand] if self.subcommand else linked)
+            self.config_init = self.parser.instantiate_classes(linked)
+            self.datamodule = self._get(self.config_init, "data")
+            self.model = self._get(self.config_init, "model")
+            self._add_configure_optimizers_method_to_model(self.subcommand)
+            self.trainer = self.instantiate_trainer()
 
         def instantiate_trainer(self, **kwargs):
             monitor, mode = self._monitor
@@ -103,6 +118,10 @@ def lightning_cli(argv: list[str], *, run: bool = True):
                                 save_on_train_epoch_end=True)]
             return super().instantiate_trainer(**kwargs)
 
+    import warnings
+
+    # main() passes the verb's arguments explicitly; Lightning warns whenever sys.argv is not empty too
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     callbacks = [RunDirCallback()]
     if os.environ.get("MODALBRIDGE_KILL_AT_EPOCH"):
         callbacks.append(KillAtEpoch(int(os.environ["MODALBRIDGE_KILL_AT_EPOCH"])))
@@ -115,15 +134,36 @@ def lightning_cli(argv: list[str], *, run: bool = True):
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"logger": False, "reload_dataloaders_every_n_epochs": 1,
                           "callbacks": callbacks, "enable_progress_bar": not os.environ.get("CI")},
-        parser_kwargs={"prog": f"modalbridge {argv[0] if argv and run else ''}".strip()},
+        # config errors raise (main() prints one line naming the key), carrying the parser for the valid keys;
+        # no abbreviations: --trainer.max_epoch must not silently mean --trainer.max_epochs
+        parser_class=remembering_parser(LightningArgumentParser),
+        parser_kwargs={"prog": f"modalbridge {argv[0] if argv and run else ''}".strip(), "exit_on_error": False,
+                       "allow_abbrev": False},
     )
 
 
 
 
-def data_heads(data) -> dict[str, int] | None:
-    """The ``heads`` a data module declares (``None`` for data modules that are not classifiers)."""
-    return getattr(data, "heads", None)
+def link_heads(cfg) -> None:
+    """A classifier's ``heads`` come from its data module: when the model takes ``heads`` and the config leaves
+    it unset, the data module is built first and its ``heads`` (``{head: num_classes}``) fill the model's
+    argument (the built data module is the one the run uses). Modules of other tasks are left alone."""
+    from jsonargparse import Namespace
+
+    from modalbridge.core.plugins import load_target
+
+    model_args = getattr(cfg.model, "init_args", None)
+    if model_args is None or "heads" not in model_args or model_args.get("heads") is not None:
+        return
+    if not isinstance(cfg.data, Namespace) or not cfg.data.get("class_path"):
+        return
+    module, _, name = cfg.data.class_path.rpartition(".")
+    args = cfg.data.get("init_args") or Namespace()
+    data = load_target(f"{module}:{name}")(**args.as_dict())
+    heads = getattr(data, "heads", None)
+    if heads is not None:
+        model_args.heads = dict(heads)
+    cfg.data = data
 
 
 def _lightning(argv: list[str]) -> int:
@@ -297,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     debug = _debugging(argv)
+    # main() hands LightningCLI the command line itself: its "args and sys.argv both given" warning is noise here
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     if debug and "--debug" in argv:
         argv.remove("--debug")
     try:
@@ -311,15 +353,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modalbridge: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # argparse's own exits (int codes) pass; a verb's message becomes one error line
+        if not isinstance(exc.code, str) or debug:
+            raise
+        message = exc.code.removeprefix("modalbridge ")
     except Exception as exc:
         from modalbridge.core.errors import describe_user_error
 
-        message = describe_user_error(exc)
+        message = describe_user_error(exc, argv)
         if message is None or debug:
             raise
-        print(f"modalbridge: error: {message}", file=sys.stderr)
-        print("(run with --debug or MODALBRIDGE_DEBUG=1 for the Python traceback)", file=sys.stderr)
-        return 2
+    print(f"modalbridge: error: {message}", file=sys.stderr)
+    print("(run with --debug or MODALBRIDGE_DEBUG=1 for the Python traceback)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ It owns what does not depend on the task:
   ``val/<loader>/<metric>`` (names from the data module's ``eval_loader_names``) plus the combined ones.
 * **the monitored metric and its direction** (``monitor``, ``monitor_mode``): the CLI's best checkpoint
   follows them; ``metric_mode(name)`` tells reports which way a curve is better.
-* **exact resume**: torch/numpy RNG states travel in checkpoints (tensors only: ``weights_only=True``).
+* **exact resume**: torch/numpy RNG states travel in checkpoints (tensors only: ``weights_only=True``). The
+  training order resumes exactly when the sampler is seeded per epoch (:class:`~modalbridge.core.data.EpochSampler`
+  of a ``SeededDataModule``, or Lightning's ``DistributedSampler`` under DDP); a plain ``DataLoader(shuffle=True)``
+  on one process reshuffles from the global RNG, which a resumed run's sanity check has already advanced.
 * **skips**: batches a skip-aware collation emptied (``{"skipped": n}``) are counted, not trained on.
 
 A task implements ``training_loss(batch) -> (loss, logs)`` (or its own ``training_step``),
@@ -168,6 +171,10 @@ class TaskModule(L.LightningModule):
     def combine_metrics(self, per_loader: dict[str, dict[str, float]]) -> dict[str, float]:
         """Metrics across several evaluation loaders (logged as ``<stage>/<name>``); none by default."""
         return {}
+
+    def report_sections(self, run_dir: Path) -> list[tuple[str, str]]:
+        """The task's own ``(heading, HTML)`` sections of the run's ``report.html`` (figures, tables)."""
+        return []
 
     def metric_mode(self, name: str) -> str:
         """``"min"`` or ``"max"``: which way ``name`` is better (reports; the CLI's ``--monitor``)."""
@@ -365,10 +372,14 @@ class TaskModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("modalbridge_rng")
         if state is not None:
-            torch.set_rng_state(state["torch"])
-            has_gauss, gauss = state["numpy_gauss"]
-            np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
-                                 int(has_gauss), float(gauss)))
+            self._set_rng_state(state)
+
+    @staticmethod
+    def _set_rng_state(state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        has_gauss, gauss = state["numpy_gauss"]
+        np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                             int(has_gauss), float(gauss)))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

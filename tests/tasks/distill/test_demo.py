@@ -41,7 +41,7 @@ def test_long_trained_teachers_ensemble_is_better_calibrated_than_rgb(tmp_path):
     On a GPU machine (other arithmetic) the noun ordering held too: RGB 6.8/19.9 vs ensemble 4.2/8.5."""
     from modalbridge.core.classifier import ModalityClassifierModule
     from modalbridge.tasks.distill.demo import DemoConfig, _data, _fit, evaluate
-    from modalbridge.tasks.distill.module import DistillModule
+    from modalbridge.tasks.distill.module import DistillModule, EnsembleModule
 
     cfg = DemoConfig(root="world://kitchen/ek100", teacher_epochs=24)
     ckpts = []
@@ -53,7 +53,8 @@ def test_long_trained_teachers_ensemble_is_better_calibrated_than_rgb(tmp_path):
     ensemble = DistillModule(cfg.backbone, dm.heads, teachers=ckpts, weighting="calibrated", gamma=1.0)
     ensemble.calibrate(dm.holdout_dataloader())
     weights = {h: ensemble.ensemble.weight(h) for h in ensemble.heads}
-    results = evaluate({f"teacher {t.name}": t for t in ensemble.teachers}, dm, ensemble_weights=weights)
+    models = {f"teacher {t.name}": t.module for t in ensemble.teachers}
+    results = evaluate({**models, "ensemble": EnsembleModule(ensemble.teachers, weights)}, dm)
     ens, rgb = results["ensemble"], results["teacher rgb"]
     for head in ("verb", "noun"):
         assert ens[f"{head}_top1"] > rgb[f"{head}_top1"] + 20, (head, results)

@@ -26,13 +26,16 @@ from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.paths import runs_dir
 from modalbridge.core.report import bar_plot, table_html, write_report
 from modalbridge.core.runs import RunDirCallback
-from modalbridge.core.seeding import seed_everything
 from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.io.memory import MEDIA_CACHE
 from modalbridge.io.video import read_frames
-from modalbridge.metrics import action_accuracy, action_ece, expected_calibration_error, topk_accuracy
 from modalbridge.tasks.distill.compute import compute_table
-from modalbridge.tasks.distill.module import DistillModule, LanguageTeacherModule, Teacher, load_teacher
+from modalbridge.tasks.distill.module import (
+    DistillModule,
+    EnsembleModule,
+    LanguageTeacherModule,
+    load_teacher,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,49 +97,27 @@ def _trainer(run_dir: Path, epochs: int) -> L.Trainer:
 def _fit(module: L.LightningModule, dm: EpicKitchensDataModule, run_dir: Path, epochs: int, label: str) -> Path:
     print(f"[demo] training {label} ({epochs} epochs) → {run_dir}", flush=True)
     t0 = time.time()
-    seed_everything(0)
+    L.seed_everything(0, workers=True)
     _trainer(run_dir, epochs).fit(module, datamodule=dm)
     print(f"[demo]   done in {time.time() - t0:.0f} s", flush=True)
     return run_dir / "checkpoints" / "last.ckpt"
 
 
-@torch.no_grad()
-def evaluate(models: dict[str, Teacher | torch.nn.Module], dm: EpicKitchensDataModule,
-             ensemble_weights: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
-    """Validation metrics of several models (and of the weighted teacher ensemble) in one data pass."""
-    dm.setup("validate")
-    logits: dict[str, dict[str, list[torch.Tensor]]] = {n: {"verb": [], "noun": []} for n in models}
-    targets = {"verb": [], "noun": [], "index": []}
-    for batch in dm.val_dataloader():
-        if "index" not in batch:
-            continue
-        for name, m in models.items():
-            out = m(batch) if isinstance(m, Teacher) else m(batch["rgb"])
-            for h in ("verb", "noun"):
-                logits[name][h].append(out[h].float())
-        for k in targets:
-            targets[k].append(batch[k])
-    y = {k: torch.cat(v) for k, v in targets.items()}
-    z = {n: {h: torch.cat(v) for h, v in d.items()} for n, d in logits.items()}
-    if ensemble_weights is not None:
-        teacher_names = [n for n, m in models.items() if isinstance(m, Teacher) and "not in ensemble" not in n]
-        z["ensemble"] = {h: sum(ensemble_weights[h][i] * z[n][h] for i, n in enumerate(teacher_names))
-                         for h in ("verb", "noun")}
-    masks = dm.split_masks()
-    unseen = masks["unseen"][y["index"]] if "unseen" in masks else None
+def evaluate(models: dict[str, L.LightningModule], dm: EpicKitchensDataModule) -> dict[str, dict[str, float]]:
+    """Validation metrics of several classifiers (teachers, the ensemble, students) through the engine: one
+    ``Trainer.validate`` each, scored by :func:`~modalbridge.metrics.score_classification` (verb/noun/action
+    top-1 and ECE, and the EK seen/unseen splits of the world's validation participants)."""
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    keep = ("verb_top1", "noun_top1", "action_top1", "verb_ece", "noun_ece", "action_ece")
     results = {}
-    for name, zz in z.items():
-        r = {}
-        for h in ("verb", "noun"):
-            r[f"{h}_top1"] = topk_accuracy(zz[h], y[h], ks=(1,))[1]
-            r[f"{h}_ece"] = expected_calibration_error(zz[h].softmax(-1), y[h])
-        r["action_top1"] = action_accuracy(zz["verb"], zz["noun"], y["verb"], y["noun"])
-        r["action_ece"] = action_ece(zz["verb"].softmax(-1), zz["noun"].softmax(-1), y["verb"], y["noun"])
-        if unseen is not None and unseen.any():
-            r["unseen_action_top1"] = action_accuracy(zz["verb"][unseen], zz["noun"][unseen], y["verb"][unseen],
-                                                      y["noun"][unseen])
-            r["seen_action_top1"] = action_accuracy(zz["verb"][~unseen], zz["noun"][~unseen],
-                                                    y["verb"][~unseen], y["noun"][~unseen])
+    for name, module in models.items():
+        trainer.validate(module, datamodule=dm, verbose=False)
+        m = {k.partition("/")[2]: v for k, v in module.last_eval_metrics.items()}
+        r = {k: m[k] for k in keep}
+        for split in ("unseen", "seen"):
+            if f"{split}/action_top1" in m and "unseen/action_top1" in m:
+                r[f"{split}_action_top1"] = m[f"{split}/action_top1"]
         results[name] = r
     return results
 
@@ -159,7 +140,7 @@ def _run_demo(quick: bool, out: str | Path | None, config: DemoConfig | None) ->
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t_start = time.time()
-    seed_everything(cfg.seed)
+    L.seed_everything(cfg.seed, workers=True)
 
     # 1. teachers ------------------------------------------------------------------------------
     ckpts: dict[str, Path] = {}
@@ -195,14 +176,14 @@ def _run_demo(quick: bool, out: str | Path | None, config: DemoConfig | None) ->
 
     # 4. evaluate -----------------------------------------------------------------------------------------
     teachers = {t.name: t for t in (load_teacher(p) for p in teacher_paths)}
-    models: dict[str, object] = {f"teacher {n}": t for n, t in teachers.items()}
+    models: dict[str, L.LightningModule] = {f"teacher {n}": t.module for n, t in teachers.items()}
     if "text" in ckpts and "text" not in teachers:  # evaluated alone (needs the text input)
         dm_all = _data(cfg, (*modalities, "text"))
-        models["teacher text (not in ensemble)"] = load_teacher(ckpts["text"])
-    models["student CE-only (= RGB teacher)"] = teachers["rgb"].module.model.eval()
-    models["student distilled"] = student.model.eval()
-    results = evaluate(models, dm_all, ensemble_weights=weights)
-    results["teacher ensemble"] = results.pop("ensemble")
+        models["teacher text (not in ensemble)"] = load_teacher(ckpts["text"]).module
+    models["student CE-only (= RGB teacher)"] = teachers["rgb"].module
+    models["student distilled"] = student
+    models["teacher ensemble"] = EnsembleModule(list(teachers.values()), weights)
+    results = evaluate(models, dm_all)
 
     # 5. compute ----------------------------------------------------------------------------------------------
     seg = dm_all.dataset.segments("validation")[0]

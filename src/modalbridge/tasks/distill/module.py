@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from modalbridge.core.classifier import ClassifierModule, ModalityClassifierModule
-from modalbridge.core.engine import load_module_checkpoint
+from modalbridge.core.engine import load_module_checkpoint, read_checkpoint
 from modalbridge.core.registry import create_model
 from modalbridge.datasets.layouts import SSV2_CATEGORIES
 from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
@@ -180,7 +180,7 @@ REGISTRY_TEACHERS = ("LayoutModule",)
 
 def load_teacher(ckpt: str | Path, name: str | None = None) -> Teacher:
     """Load a teacher from a ``modalbridge fit`` checkpoint (class taken from an allow-list)."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     kind = state.get("modalbridge_class", "ModalityClassifierModule")
     if kind in REGISTRY_TEACHERS:
         module = RegisteredModelTeacher(state, ckpt)
@@ -199,6 +199,24 @@ def check_teacher_heads(teacher: Teacher, heads: dict[str, int], where: str = ""
     if teacher.heads != dict(heads):
         raise ValueError(f"teacher {teacher.name!r}{where} predicts {teacher.heads} but the dataset has {dict(heads)}; "
                          "train the teacher on the same class lists")
+
+
+class EnsembleModule(ClassifierModule):
+    """The teacher ensemble as an evaluable classifier: ``forward(batch) = Σ_m w_m · z_m`` through
+    :class:`~modalbridge.nn.distillation.LogitEnsemble` (how the demo and the studies score the ensemble with
+    the engine's metrics, ``Trainer.validate``). Nothing is trained."""
+
+    def __init__(self, teachers: list[Teacher], weights: dict[str, torch.Tensor], ece_bins: int = 15):
+        super().__init__(ece_bins=ece_bins)
+        self.members = nn.ModuleList(teachers)
+        self.heads = dict(teachers[0].heads)
+        self.ensemble = LogitEnsemble([t.name for t in teachers], weights)
+
+    def label_heads(self) -> list[str]:
+        return list(self.heads)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.ensemble([t(batch) for t in self.members])
 
 
 @torch.no_grad()
