@@ -54,19 +54,17 @@ def test_single_output_models_use_plain_ce_and_multilabel_uses_bce():
 def test_eval_metrics_cover_every_head_and_multilabel_gives_finite_map():
     torch.manual_seed(0)
     module = LayoutModule("cacnf", {"action": 5}, model_kwargs=TINY).eval()
-    module._eval = {}
     with torch.no_grad():
-        module._eval_step(_batch())
-    metrics = module.compute_metrics({k: torch.cat(v) for k, v in module._eval.items()})
+        module.validation_step(_batch(), 0)  # the engine's collection: rows of loader 0
+    metrics = module.compute_metrics(module.gathered_eval(0))
     for name in ("action", "action_layout", "action_appearance", "action_fusion"):
         assert 0 <= metrics[f"{name}_top1"] <= metrics[f"{name}_top5"] <= 100
     multi = LayoutModule("stlt", {"action": 5}, model_kwargs=TINY, multilabel=True).eval()
-    multi._eval = {}
     batch = _batch(multilabel=True)
     batch["action"][:, 4] = 0  # a class without positives must not turn the mAP into NaN
     with torch.no_grad():
-        multi._eval_step(batch)
-    metrics = multi.compute_metrics({k: torch.cat(v) for k, v in multi._eval.items()})
+        multi.validation_step(batch, 0)
+    metrics = multi.compute_metrics(multi.gathered_eval(0))
     assert 0 < metrics["action_map"] <= 100
 
 
