@@ -132,7 +132,10 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"logger": False, "reload_dataloaders_every_n_epochs": 1,
+        # metrics.jsonl is written by a Lightning logger: `--trainer.logger+=lightning.pytorch.loggers.CSVLogger`
+        # (TensorBoard, MLflow, W&B …) adds another beside it
+        trainer_defaults={"logger": {"class_path": "modalbridge.core.runs.MetricsLogger"},
+                          "reload_dataloaders_every_n_epochs": 1,
                           "callbacks": callbacks, "enable_progress_bar": not os.environ.get("CI")},
         # config errors raise (main() prints one line naming the key), carrying the parser for the valid keys;
         # no abbreviations: --trainer.max_epoch must not silently mean --trainer.max_epochs

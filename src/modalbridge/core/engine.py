@@ -43,8 +43,9 @@ from torch import nn
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
 
-#: metric-name fragments whose value is better when lower (reports, checkpoint direction defaults)
+#: metric-name fragments (and prefixes) whose value is better when lower (reports, checkpoint direction defaults)
 LOWER_IS_BETTER = ("loss", "error", "ece", "distance", "dist", "rank", "nll", "mse", "mae", "perplexity")
+LOWER_IS_BETTER_PREFIXES = ("ce_", "kd", "kl", "smooth_l1", "bce")
 
 
 def warmup_linear_schedule(total_steps: int, warmup_steps: int):
@@ -101,7 +102,8 @@ def is_empty_batch(batch: Any) -> bool:
 def metric_mode(name: str) -> str:
     """``"min"`` for metric names that read as errors (loss, ECE, distance, rank …), else ``"max"``."""
     leaf = name.rpartition("/")[2].lower()
-    return "min" if any(part in leaf for part in LOWER_IS_BETTER) else "max"
+    lower = any(part in leaf for part in LOWER_IS_BETTER) or leaf.startswith(LOWER_IS_BETTER_PREFIXES)
+    return "min" if lower else "max"
 
 
 def dedupe_rows(rows: dict[str, Any], key: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -54,9 +55,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def save_figure(fig, out_png: str | Path) -> Path:
-    """Tight layout, create the folder, save as PNG (90 dpi) and close the figure."""
-    fig.tight_layout()
+def save_figure(fig, out_png: str | Path, *, rect: Sequence[float] | None = None) -> Path:
+    """Tight layout (within ``rect``, figure coordinates, when given), create the folder, save as PNG
+    (90 dpi) and close the figure."""
+    fig.tight_layout(rect=rect)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=90)
@@ -64,25 +66,101 @@ def save_figure(fig, out_png: str | Path) -> Path:
     return out_png
 
 
-def plot_curves(records: list[dict], out_png: str | Path, keys: Sequence[str] | None = None) -> Path | None:
-    """Plot metric curves over epochs from ``metrics.jsonl`` records; returns the PNG path."""
+#: stage prefixes of metric names (``train/loss``, ``val/verb_top1``, ``test/seen/noun_top1``)
+STAGES = ("train", "val", "test")
+#: the most panels :func:`plot_curves` draws; the rest are only in ``metrics.jsonl``
+MAX_CURVE_PANELS = 36
+_STAGE_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
+
+
+def metric_family(key: str) -> str:
+    """The name of a metric without its stage prefix: ``val/seen/verb_top1`` → ``seen/verb_top1``;
+    keys without a stage prefix (counters such as ``skipped_clips``) are their own family."""
+    stage, sep, rest = key.partition("/")
+    return rest if sep and stage in STAGES else key
+
+
+@dataclass
+class CurvePanel:
+    """One subplot of :func:`plot_curves`: the keys of one metric family (e.g. ``train/loss`` and
+    ``val/loss``), its direction (``"min"``/``"max"``, ``None`` for counters) and its title."""
+
+    family: str
+    keys: list[str]
+    mode: str | None
+
+    @property
+    def title(self) -> str:
+        if self.mode is None:
+            return self.family
+        return f"{self.family} ({'↑' if self.mode == 'max' else '↓'} better)"
+
+
+def curve_panels(records: list[dict], keys: Sequence[str] | None = None,
+                 modes: dict[str, str] | None = None) -> list[CurvePanel]:
+    """The panels of :func:`plot_curves`: one per metric family among the numeric keys of the records that
+    have an ``epoch`` (every logged metric unless ``keys`` names some), losses first, then by name. A
+    family's direction comes from ``modes[key]`` (``"min"``/``"max"``), else from
+    :func:`modalbridge.core.engine.metric_mode`; keys without a stage prefix (counters) get none."""
     records = [r for r in records if "epoch" in r]
-    if keys is None:
-        keys = sorted({k for r in records for k in r if k.endswith(("loss", "top1"))})
-    keys = [k for k in keys if any(k in r for r in records)]
-    if not keys:
+    present = list(dict.fromkeys(
+        k for r in records for k, v in r.items()
+        if k not in ("epoch", "step", "stage") and isinstance(v, int | float) and not isinstance(v, bool)))
+    if keys is not None:
+        present = [k for k in keys if k in present]
+    families: dict[str, list[str]] = {}
+    for k in present:
+        families.setdefault(metric_family(k), []).append(k)
+    panels = []
+    for family, members in families.items():
+        members.sort(key=lambda k: (STAGES.index(k.partition("/")[0]) if k.partition("/")[0] in STAGES
+                                    else len(STAGES), k))
+        mode = None
+        if family != members[0]:  # a staged metric (not a counter)
+            mode = (modes or {}).get(members[0])
+            if mode is None:
+                from modalbridge.core.engine import metric_mode
+
+                mode = metric_mode(members[0])
+        panels.append(CurvePanel(family, members, mode))
+    panels.sort(key=lambda p: ("loss" not in p.family.rpartition("/")[2], p.family))
+    return panels
+
+
+def plot_curves(records: list[dict], out_png: str | Path, keys: Sequence[str] | None = None,
+                modes: dict[str, str] | None = None, *, max_panels: int = MAX_CURVE_PANELS) -> Path | None:
+    """Learning curves from ``metrics.jsonl`` records: a grid with one small panel per metric family
+    (:func:`curve_panels`; x = epoch, y = the metric, one line per stage, the title says which way is
+    better), at most ``max_panels`` of them (a note in the figure counts the rest). Returns the PNG path,
+    or ``None`` when there is nothing to plot."""
+    records = [r for r in records if "epoch" in r]
+    panels = curve_panels(records, keys, modes)
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for k in keys:
-        pts = [(r["epoch"], r[k]) for r in records if k in r]
-        ax = axes[0] if k.endswith("loss") else axes[1]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=k)
-    for ax, t in zip(axes, ("loss", "accuracy (%)")):
-        ax.set_xlabel("epoch")
-        ax.set_title(t)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    return save_figure(fig, out_png)
+    shown, hidden = panels[:max_panels], len(panels) - max_panels
+    ncols = min(len(shown), 6 if len(shown) > 16 else 4)
+    nrows = -(-len(shown) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 1.9 * nrows + (0.3 if hidden > 0 else 0)),
+                             squeeze=False)
+    for ax, panel in zip(axes.flat, shown):
+        for k in panel.keys:
+            pts = [(r["epoch"], r[k]) for r in records if isinstance(r.get(k), int | float)]
+            stage = k.partition("/")[0]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=2.5, linewidth=1,
+                    color=_STAGE_COLOURS.get(stage, "C3"), label=stage if len(panel.keys) > 1 else None)
+        ax.set_title(panel.title, fontsize=7)
+        ax.set_xlabel("epoch", fontsize=6)
+        ax.set_ylabel(panel.family if len(panel.keys) > 1 else panel.keys[0], fontsize=6)
+        ax.tick_params(labelsize=6)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3, linewidth=0.5)
+        if len(panel.keys) > 1:
+            ax.legend(fontsize=5, frameon=False)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    if hidden > 0:
+        fig.text(0.5, 0.005, f"{hidden} more metric families in metrics.jsonl", ha="center", fontsize=7)
+    return save_figure(fig, out_png, rect=(0, 0.02, 1, 1) if hidden > 0 else None)
 
 
 def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path, *, ylabel: str,
