@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test test-all bench lint clean
+.PHONY: install demo test test-fast test-all bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15 tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow and not e2e" tests
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15 -m "" tests

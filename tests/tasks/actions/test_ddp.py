@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # subprocess CLI fits (make test runs them; make test-fast does not)
+
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "configs" / "actions" / "world.yaml"
 ARGS = ["--config", str(CONFIG), "--trainer.max_epochs", "1", "--trainer.devices", "2",

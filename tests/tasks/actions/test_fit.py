@@ -11,6 +11,8 @@ import pytest
 
 from modalbridge.cli import main
 
+pytestmark = pytest.mark.e2e  # subprocess CLI fits (make test runs them; make test-fast does not)
+
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "configs" / "actions" / "world.yaml"
 

@@ -17,6 +17,8 @@ import pytest
 
 from modalbridge.cli import main
 
+pytestmark = pytest.mark.e2e  # subprocess CLI fits (make test runs them; make test-fast does not)
+
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "configs" / "layouts"
 CHANCE = 100 / 10  # 10 templates in the world
