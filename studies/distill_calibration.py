@@ -3,8 +3,9 @@
 The thesis (Table 7.1) finds the held-out-weighted RGB&OF&A ensemble far better calibrated than the RGB model
 (ECE 2–10 vs 17–27). On the distillation world at demo budgets the order is reversed. This script measures why,
 fast: it decodes a few augmented training views of the world once with the library's data module, then trains
-the models in a plain loop over those tensors (same model builders, optimiser, schedule, losses and metrics as
-the library; no decoding per epoch), and prints validation top-1 / ECE per head:
+the library's modules on those tensors through the engine (Lightning Trainer, ``ModalityClassifierModule`` /
+``DistillModule``, ``teacher_errors`` + ``EnsembleModule`` for the calibrated ensemble, the shared scoring; epoch
+e reads view e mod V, so nothing is decoded per epoch), and prints validation top-1 / ECE per head:
 
 * the RGB model (``--rgb-model r3d_tiny``, the demo's, or ``pixel_mlp``, a model that memorises its training set
   in seconds — over-confident like a Swin-T trained to convergence on EPIC-KITCHENS);
@@ -23,22 +24,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
+import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from modalbridge.core.data import collate_skipping
-from modalbridge.core.engine import param_groups, warmup_linear_schedule
-from modalbridge.core.registry import create_model
+from modalbridge.core.classifier import ModalityClassifierModule
+from modalbridge.core.data import SeededDataModule, collate_skipping
+from modalbridge.core.registry import list_models, register_model
 from modalbridge.datasets.datamodules import EpicKitchensDataModule
-from modalbridge.metrics import score_classification
-from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
+from modalbridge.nn.distillation import calibration_weights
+from modalbridge.tasks.distill.module import DistillModule, EnsembleModule, Teacher, teacher_errors
 
 MODALITIES = ("rgb", "flow", "audio")
+HEADS = ("verb", "noun")
 
 
 class PixelMLP(nn.Module):
@@ -57,18 +58,13 @@ class PixelMLP(nn.Module):
         return {h: head(features) for h, head in self.heads.items()}
 
 
-def build(kind: str, heads: dict[str, int], frames: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    if kind == "pixel_mlp":
-        return PixelMLP(heads, frames=frames)
-    if kind == "pooled":  # the library's low-capacity teacher: linear heads on the clip pooled to (3, T, 4, 4)
-        return create_model(kind, heads=heads, frames=frames)
-    return create_model(kind, heads=heads)
+if "pixel_mlp" not in list_models():
+    register_model("pixel_mlp", task="studies")(lambda heads=None, frames=8, weights=None: PixelMLP(heads, frames=frames))
 
 
 def decode(dm: EpicKitchensDataModule, dataset, indices: list[int]) -> dict[str, torch.Tensor]:
     """Samples ``indices`` of ``dataset`` stacked per key (media as float16 to halve the memory)."""
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in (*MODALITIES, "verb", "noun")}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in (*MODALITIES, *HEADS)}
     loader = DataLoader(Subset(dataset, indices), batch_size=32, num_workers=dm.num_workers,
                         collate_fn=collate_skipping)
     for batch in loader:
@@ -77,45 +73,73 @@ def decode(dm: EpicKitchensDataModule, dataset, indices: list[int]) -> dict[str,
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def fit(model: nn.Module, views: list[dict], modality: str, epochs: int, *, lr: float, batch_size: int,
-        device: str, seed: int, teacher: list[dict] | None = None, lam: float = 0.0) -> nn.Module:
-    """The library's recipe (AdamW, no decay on norms/biases, linear warm-up 0.5 epoch then linear decay, clip 5)
-    on pre-decoded views; epoch e uses view e mod len(views). ``teacher``: ensemble logits per view (KD)."""
-    model.to(device).train()
-    n = len(views[0]["verb"])
-    steps = math.ceil(n / batch_size)
-    optimiser = torch.optim.AdamW(param_groups(model, 0.0), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_linear_schedule(steps * epochs, steps // 2))
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        view = views[epoch % len(views)]
-        order = torch.randperm(n, generator=generator)
-        for s in range(steps):
-            idx = order[s * batch_size:(s + 1) * batch_size]
-            out = model(view[modality][idx].to(device).float())
-            targets = {h: view[h][idx].to(device) for h in ("verb", "noun")}
-            target_logits = ({h: teacher[epoch % len(views)][h][idx].to(device) for h in targets}
-                             if teacher is not None else None)
-            loss, _ = distillation_objective(out, targets, target_logits, lam=lam, tau=1.0)
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimiser.step()
-            schedule.step()
-    return model.eval()
+class Views(Dataset):
+    """Pre-decoded views: item ``epoch * n + i`` (the seeded loader's epoch encoding) is clip ``i`` of view
+    ``epoch mod V``, with the ensemble's logits of that view as ``teacher/<head>`` when given."""
+
+    epoch_indexed = True
+
+    def __init__(self, views: list[dict[str, torch.Tensor]], teacher: list[dict[str, torch.Tensor]] | None = None):
+        self.views, self.teacher, self.n = views, teacher, len(views[0]["verb"])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        epoch, index = divmod(int(i), self.n)
+        view = self.views[epoch % len(self.views)]
+        item = {m: view[m][index].float() for m in MODALITIES if m in view}
+        item.update({h: view[h][index] for h in HEADS}, index=index)
+        if self.teacher is not None:
+            item.update({f"teacher/{h}": z[index] for h, z in self.teacher[epoch % len(self.views)].items()})
+        return item
+
+
+class ViewsData(SeededDataModule):
+    """Training views (shuffled by the seeded epoch sampler) and one evaluation set, as a data module."""
+
+    def __init__(self, heads: dict[str, int], train: Views | None, evaluate: Views, *, batch_size: int, seed: int):
+        super().__init__(batch_size=batch_size, num_workers=0, seed=seed)
+        self.heads, self.train_set, self.val_set = heads, train, evaluate
+
+    def setup(self, stage: str | None = None) -> None:  # both sets are given
+        pass
+
+
+def trainer(epochs: int, device: str, *, validate_each_epoch: bool = False) -> L.Trainer:
+    """The library's recipe around the modules' AdamW + warm-up/decay: gradient clipping 5, no checkpoints
+    (training runs skip the per-epoch validation: the study scores each model once, at the end)."""
+    return L.Trainer(max_epochs=epochs, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     gradient_clip_val=5.0, limit_val_batches=None if validate_each_epoch else 0,
+                     num_sanity_val_steps=0, reload_dataloaders_every_n_epochs=1)
+
+
+def evaluate(module: L.LightningModule, heads: dict[str, int], data: dict[str, torch.Tensor], device: str
+             ) -> dict[str, float]:
+    """The engine's validation metrics of ``module`` on one decoded set."""
+    dm = ViewsData(heads, None, Views([data]), batch_size=64, seed=0)
+    trainer(1, device, validate_each_epoch=True).validate(module, datamodule=dm, verbose=False)
+    return {k.partition("/")[2]: v for k, v in module.last_eval_metrics.items()}
+
+
+def scores(m: dict[str, float]) -> dict[str, float]:
+    """Top-1 and ECE per head and for the action, named as the study's table."""
+    return {"verb": m["verb_top1"], "verb ECE": m["verb_ece"], "noun": m["noun_top1"], "noun ECE": m["noun_ece"],
+            "action": m["action_top1"], "action ECE": m["action_ece"]}
+
+
+def model_kwargs(kind: str, frames: int) -> dict:
+    return {"frames": frames} if kind in ("pooled", "pixel_mlp") else {}
 
 
 @torch.no_grad()
-def logits(model: nn.Module, clips: torch.Tensor, device: str) -> dict[str, torch.Tensor]:
-    outs = [model(clips[i:i + 64].to(device).float()) for i in range(0, len(clips), 64)]
-    return {h: torch.cat([o[h] for o in outs]).cpu() for h in outs[0]}
-
-
-def scores(z: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Top-1 and ECE per head and for the action, by the library's scoring function."""
-    m = score_classification(z, y, ks=(1,))
-    return {"verb": m["verb_top1"], "verb ECE": m["verb_ece"], "noun": m["noun_top1"], "noun ECE": m["noun_ece"],
-            "action": m["action_top1"], "action ECE": m["action_ece"]}
+def ensemble_logits(ensemble: EnsembleModule, data: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """The ensemble's logits for every clip of one decoded set (KD targets of that view)."""
+    ensemble.to(device).eval()
+    n = len(data["verb"])
+    outs = [ensemble({m: data[m][i:i + 64].to(device).float() for m in MODALITIES}) for i in range(0, n, 64)]
+    return {h: torch.cat([o[h] for o in outs]).to(data["verb"].device) for h in HEADS}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -161,37 +185,44 @@ def main(argv: list[str] | None = None) -> list[dict]:
     kind = {"rgb": args.rgb_model, "flow": args.teacher_model, "audio": args.teacher_model}
     epochs = {"rgb": args.rgb_epochs, "flow": args.teacher_epochs, "audio": args.teacher_epochs}
     lrs = {"rgb": args.lr, "flow": args.teacher_lr or args.lr, "audio": args.teacher_lr or args.lr}
-    y = {h: val[h].cpu() for h in ("verb", "noun")}
+    heads = dict(dm.heads)
     rows: list[dict] = []
 
-    def record(name: str, z: dict[str, torch.Tensor], model: nn.Module | None = None, modality: str = "rgb") -> None:
-        rows.append({"model": name, **scores(z, y)})
+    def record(name: str, module: L.LightningModule, fitted_on: str | None = None) -> None:
+        rows.append({"model": name, **scores(evaluate(module, heads, val, args.device))})
         print(f"  {name}: action {rows[-1]['action']:.1f} ECE {rows[-1]['action ECE']:.1f} "
               f"({time.time() - t0:.0f} s)", flush=True)
-        if model is not None:  # how far it fits its (noisy) training labels: the first view, as trained on
-            fitted = scores(logits(model, views[0][modality], args.device), {h: views[0][h].cpu() for h in y})
-            rows[-1]["train action"] = fitted["action"]
+        if fitted_on is not None:  # how far it fits its (noisy) training labels: the first view, as trained on
+            rows[-1]["train action"] = scores(evaluate(module, heads, views[0], args.device))["action"]
         if args.json_out:
             with open(args.json_out, "a") as f:
                 f.write(json.dumps({**rows[-1], "args": vars(args), "seconds": round(time.time() - t0)}) + "\n")
 
-    models = {}
+    def fit(module: L.LightningModule, epochs: int, seed: int, teacher=None) -> L.LightningModule:
+        dm_views = ViewsData(heads, Views(views, teacher), Views([val]), batch_size=args.batch_size, seed=seed)
+        trainer(epochs, args.device).fit(module, datamodule=dm_views)
+        return module.eval()
+
+    members = {}
     for m in MODALITIES:
-        models[m] = fit(build(kind[m], dm.heads, frames, args.seed), views, m, epochs[m], lr=lrs[m],
-                        batch_size=args.batch_size, device=args.device, seed=args.seed)
-        record(f"{m} ({kind[m]}, {epochs[m]} ep)", logits(models[m], val[m], args.device), models[m], m)
-    held = {m: logits(models[m], holdout[m], args.device) for m in MODALITIES}
+        torch.manual_seed(args.seed)
+        module = ModalityClassifierModule(kind[m], heads, modality=m, model_kwargs=model_kwargs(kind[m], frames),
+                                          lr=lrs[m], weight_decay=0.0, warmup_epochs=0.5)
+        members[m] = fit(module, epochs[m], args.seed)
+        record(f"{m} ({kind[m]}, {epochs[m]} ep)", members[m], fitted_on=m)
+    teachers = [Teacher(members[m], m, m) for m in MODALITIES]
+    held_out = DataLoader(Views([holdout]), batch_size=64)
+    errors = teacher_errors(teachers, held_out, list(HEADS))  # held-out CE per member and head (the card's e_m)
     for gamma in args.gammas:
-        ensemble = LogitEnsemble(list(MODALITIES), {h: calibration_weights(
-            torch.stack([F.cross_entropy(held[m][h], holdout[h].cpu()) for m in MODALITIES]), gamma)
-            for h in ("verb", "noun")})
-        record(f"ensemble γ={gamma:g}", ensemble([logits(models[m], val[m], args.device) for m in MODALITIES]))
-        teacher = [ensemble([logits(models[m], v[m], args.device) for m in MODALITIES]) for v in views]
+        ensemble = EnsembleModule(teachers, {h: calibration_weights(e, gamma) for h, e in errors.items()})
+        record(f"ensemble γ={gamma:g}", ensemble)
+        teacher = [ensemble_logits(ensemble, v, args.device) for v in views]
         for lam in args.students:
-            student = fit(build(kind["rgb"], dm.heads, frames, args.seed + 1), views, "rgb", args.rgb_epochs,
-                          lr=args.lr, batch_size=args.batch_size, device=args.device, seed=args.seed + 1,
-                          teacher=teacher, lam=lam)
-            record(f"  student λ={lam:g} from γ={gamma:g}", logits(student, val["rgb"], args.device), student)
+            torch.manual_seed(args.seed + 1)
+            student = DistillModule(kind["rgb"], heads, lam=lam, student_kwargs=model_kwargs(kind["rgb"], frames),
+                                    lr=args.lr, weight_decay=0.0, warmup_epochs=0.5)
+            record(f"  student λ={lam:g} from γ={gamma:g}", fit(student, args.rgb_epochs, args.seed + 1, teacher),
+                   fitted_on="rgb")
     cols = ["verb", "verb ECE", "noun", "noun ECE", "action", "action ECE", "train action"]
     print(f"{'model':<34}" + "".join(f"{c:>13}" for c in cols))
     for r in rows:

@@ -256,7 +256,8 @@ class DistillModule(ClassifierModule):
         regression_weight: α of LanViKD's smooth-L1 regression onto the language teacher's text embedding
             (0 disables the regression head).
         teacher_cache: a safetensors file of precomputed ensemble logits (``precompute_teacher_logits``);
-            when set, teachers are not run during training.
+            when set, teachers are not run during training. A batch may also carry each sample's ensemble
+            logits itself as ``teacher/<head>`` (e.g. logits of pre-decoded augmented views); they win.
         missing_modality: ``raise`` or ``fallback`` (renormalise over the teachers whose input the batch has).
     """
 
@@ -331,6 +332,8 @@ class DistillModule(ClassifierModule):
             self.ensemble.to(self.device)
 
     def teacher_logits(self, batch: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+        if all(f"teacher/{h}" in batch for h in self.heads):  # the caller put each sample's ensemble logits in
+            return {h: batch[f"teacher/{h}"].float() for h in self.heads}
         if self._cache is not None:
             clips = batch.get("clip_id", batch.get("video_id"))
             if clips is None:
@@ -369,8 +372,11 @@ class DistillModule(ClassifierModule):
         return self.model(batch["rgb"] if isinstance(batch, dict) else batch)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        feats = self.model.forward_features(batch["rgb"])
-        student = self.model.head(feats)
+        if self.reg_head is None:
+            student = self.model(batch["rgb"])
+        else:  # LanViKD: the regression head reads the student's pooled features
+            feats = self.model.forward_features(batch["rgb"])
+            student = self.model.head(feats)
         teacher = self.teacher_logits(batch) if self.lam > 0 else None
         targets = {h: batch[h] for h in self.heads}
         loss, parts = distillation_objective(student, targets, teacher, lam=self.lam, tau=self.tau)
