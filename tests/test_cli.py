@@ -48,14 +48,20 @@ def test_data_check_real_epic_kitchens_passes_and_broken_copy_fails(tmp_path, ca
     assert "verb_class" in out
 
 
-def test_fit_with_a_missing_init_from_checkpoint_names_it_before_building_anything(tmp_path):
+def test_fit_with_a_missing_init_from_checkpoint_names_it_before_building_anything(tmp_path, capsys, monkeypatch):
     from modalbridge.core.errors import WeightsNotFoundError
 
     config = Path(__file__).resolve().parents[1] / "configs" / "layouts" / "world_cacnf.yaml"
     missing = tmp_path / "no_such_stlt.ckpt"
+    argv = ["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
+            "--model.init_args.init_from", f"{{layout: {missing}, appearance: {missing}}}"]
+    monkeypatch.delenv("MODALBRIDGE_DEBUG", raising=False)
+    assert main(argv) == 2  # one line naming the checkpoint, no traceback
+    err = capsys.readouterr().err
+    assert "modalbridge: error:" in err and "no_such_stlt.ckpt" in err and "Traceback" not in err
+    monkeypatch.setenv("MODALBRIDGE_DEBUG", "1")  # the exception itself
     with pytest.raises(WeightsNotFoundError, match="no_such_stlt.ckpt"):
-        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run"),
-              "--model.init_args.init_from", f"{{layout: {missing}, appearance: {missing}}}"])
+        main(argv)
     assert not (tmp_path / "run").exists()
 
 
@@ -105,8 +111,8 @@ def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_vi
     holds one video out finds each remaining clip's row by its video id, not by its position."""
     import torch
 
-    from modalbridge.core.data import collate_skipping
     from modalbridge.core.classifier import ModalityClassifierModule
+    from modalbridge.core.data import collate_skipping
     from modalbridge.datasets.datamodules import SomethingDataModule
     from modalbridge.tasks.distill.module import DistillModule
 

@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
@@ -92,7 +91,9 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
             # LightningCLI.instantiate_classes on a copy whose model heads are linked: self.config stays the
             # plain, serialisable config that the run folder's config.yaml is written from
             linked = self.config.clone()
-            link_heads(linked[self.subcommand] if self.subcommand else linked)
+            heads = link_heads(linked[self.subcommand] if self.subcommand else linked)
+            if heads is not None:  # recorded in the plain config too: config.yaml and the checkpoint's hparams
+                (self.config[self.subcommand] if self.subcommand else self.config).model.init_args.heads = heads
             self.config_init = self.parser.instantiate_classes(linked)
             self.datamodule = self._get(self.config_init, "data")
             self.model = self._get(self.config_init, "model")
@@ -147,7 +148,7 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
 
 
 
-def link_heads(cfg) -> None:
+def link_heads(cfg) -> dict[str, int] | None:
     """A classifier's ``heads`` come from its data module: when the model takes ``heads`` and the config leaves
     it unset, the data module is built first and its ``heads`` (``{head: num_classes}``) fill the model's
     argument (the built data module is the one the run uses). Modules of other tasks are left alone."""
@@ -157,9 +158,9 @@ def link_heads(cfg) -> None:
 
     model_args = getattr(cfg.model, "init_args", None)
     if model_args is None or "heads" not in model_args or model_args.get("heads") is not None:
-        return
+        return None
     if not isinstance(cfg.data, Namespace) or not cfg.data.get("class_path"):
-        return
+        return None
     module, _, name = cfg.data.class_path.rpartition(".")
     args = cfg.data.get("init_args") or Namespace()
     data = load_target(f"{module}:{name}")(**args.as_dict())
@@ -167,6 +168,7 @@ def link_heads(cfg) -> None:
     if heads is not None:
         model_args.heads = dict(heads)
     cfg.data = data
+    return model_args.heads
 
 
 def _lightning(argv: list[str]) -> int:
@@ -340,8 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     debug = _debugging(argv)
-    # main() hands LightningCLI the command line itself: its "args and sys.argv both given" warning is noise here
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     if debug and "--debug" in argv:
         argv.remove("--debug")
     try:

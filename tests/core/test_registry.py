@@ -4,13 +4,8 @@ import pytest
 import torch
 
 from modalbridge.core.registry import create_model, list_models, model_entry, register_model
-from modalbridge.tasks.layouts.models import example_batch
 
 HEADS = {"verb": 3, "noun": 5}
-# layout-task batches: B=2, T=5 frames, M=4 slots, rgb (2, 3, 8, 32, 32), frames (2, 5, 3, 32, 32)
-EXAMPLE_INPUTS = {"video": lambda: torch.randn(1, 3, 4, 32, 32), "text": lambda: ["cut the onion"],
-                  "layout": example_batch, "video_batch": example_batch, "video+layout": example_batch}
-TASK_SIZES = {"layouts": {"preset": "tiny"}}  # CPU-sized configs where the defaults are paper sizes
 
 
 def _batch_size(x) -> int:
@@ -20,8 +15,8 @@ def _batch_size(x) -> int:
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_and_runs(name):
     entry = model_entry(name)
-    model = create_model(name, heads=HEADS, **TASK_SIZES.get(entry.task, {})).eval()
-    x = EXAMPLE_INPUTS[entry.inputs]()
+    model = create_model(name, heads=HEADS, **entry.tiny).eval()  # CPU-sized where defaults are paper sizes
+    x = entry.example_input()  # each entry (or its input kind) says what forward() takes
     with torch.no_grad():
         out = model(x)
     assert set(HEADS) <= set(out)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from modalbridge.core.errors import DataError
-from modalbridge.datasets.check import DATASET_CHECKERS, MAX_LISTED, check_dataset, format_report
+from modalbridge.datasets import check
+from modalbridge.datasets.check import DATASET_CHECKERS, MAX_LISTED, CheckReport, check_dataset, format_report
 
 EK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epic_kitchens_100"
 needs_real = pytest.mark.skipif(not (EK_DIR / "EPIC_100_validation.csv").is_file(),
@@ -43,7 +44,10 @@ def _tiny_ek(root: Path) -> Path:
 @needs_real
 def test_real_epic_root_has_no_problems():
     assert check_dataset("epic-kitchens-100", EK_DIR) == []
-    assert format_report([]) == "0 problems found"
+    assert format_report([]) == "no problems found"
+    problems, summary = check_dataset("epic-kitchens-100", EK_DIR, summary=True)
+    assert problems == [] and summary["verb classes"] == 97 and summary["noun classes"] == 300
+    assert summary["splits"] >= 1 and summary["segments"] > 0 and summary["videos"] > 0
 
 
 @needs_real
@@ -88,7 +92,42 @@ def test_epic_required_files(tmp_path):
     problems = check_dataset("epic-kitchens-100", root)
     assert {p.path.name for p in problems} == {"EPIC_100_verb_classes.csv", "EPIC_100_noun_classes.csv", "ek"}
     assert "no segment CSV found" in format_report(problems)
-    assert check_dataset("epic-kitchens-100", tmp_path / "nope")[0].message == "not a directory"
+
+
+@pytest.mark.parametrize("name", sorted(DATASET_CHECKERS))
+def test_a_root_that_is_not_a_folder_is_an_error_naming_it(name, tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found") as info:
+        check_dataset(name, tmp_path / "nope")
+    assert info.value.path == tmp_path / "nope"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file, expected the dataset folder"):
+        check_dataset(name, tmp_path / "file")
+
+
+def test_epic_summary_counts_splits_segments_classes_and_videos(tmp_path):
+    root = _tiny_ek(tmp_path / "ek")
+    report = DATASET_CHECKERS["epic-kitchens-100"](root)
+    assert isinstance(report, CheckReport) and isinstance(report, tuple)  # the CLI unpacks (problems, summary)
+    problems, summary = report
+    assert problems == []
+    assert summary == {"splits": 1, "segments": 4, "verb classes": 2, "noun classes": 3, "videos": 2}
+    assert check_dataset("epic-kitchens-100", root, summary=True) == report
+    assert format_report(problems, summary).splitlines() == [
+        "no problems found", "found: 1 splits, 4 segments, 2 verb classes, 3 noun classes, 2 videos"]
+
+
+def test_epic_media_check_over_many_videos_shows_progress(tmp_path, monkeypatch, capsys):
+    root = _tiny_ek(tmp_path / "ek")
+    (root / "videos").mkdir()
+    monkeypatch.setenv("MODALBRIDGE_PROGRESS", "lines")
+    monkeypatch.setattr(check, "PROGRESS_MIN", 2)
+    problems = check_dataset("epic-kitchens-100", root)
+    assert [p.field for p in problems] == ["video_id", "video_id"]  # neither video file exists
+    err = capsys.readouterr().err
+    assert "check media of EPIC_100_validation.csv: 2/2 videos" in err
+    monkeypatch.setattr(check, "PROGRESS_MIN", 3)  # two videos: too few for progress
+    check_dataset("epic-kitchens-100", root)
+    assert capsys.readouterr().err == ""
 
 
 def test_epic_frames_past_video_end_use_rgb_frame_rate(tmp_path):
@@ -150,6 +189,8 @@ def _ssv2(root: Path) -> Path:
 def test_ssv2_checker(tmp_path):
     root = _ssv2(tmp_path / "ssv2")
     assert check_dataset("ssv2", root) == []
+    assert check_dataset("ssv2", root, summary=True).summary == {
+        "splits": 2, "videos": 2, "labelled videos": 2, "classes": 2}
     _dump(root / "something-something-v2-test.json", [{"id": "3"}, {"id": "3"}])
     bad = [*ENTRIES, {"id": "4", "label": "x", "template": "Holding [something] up", "placeholders": []}]
     _dump(root / "something-something-v2-train.json", bad)
@@ -160,8 +201,10 @@ def test_ssv2_checker(tmp_path):
     (root / "videos").mkdir()
     for vid in ("1", "2"):
         (root / "videos" / f"{vid}.webm").touch()
-    problems = check_dataset("ssv2", root)
+    problems, summary = check_dataset("ssv2", root, summary=True)
     assert [p.message for p in problems[2:]] == ["video 3: no file videos/3.webm (or .mp4)"]
+    # train (2 good entries of 3), validation, test (id 3, unlabelled; its duplicate is a problem)
+    assert summary == {"splits": 3, "videos": 3, "labelled videos": 2, "classes": 2, "video files": 2}
     (root / "something-something-v2-labels.json").unlink()
     assert "file not found" in str(check_dataset("ssv2", root)[0])
 
@@ -191,6 +234,8 @@ def _something_else(root: Path) -> Path:
 def test_something_else_checker(tmp_path):
     root = _something_else(tmp_path / "se")
     assert check_dataset("something-else", root) == []
+    assert check_dataset("something-else", root, summary=True).summary == {
+        "splits": 2, "videos": 2, "labelled videos": 2, "classes": 2, "boxed videos": 2, "boxes": 2}
     _dump(root / "videoid2size.json", {"1": [427, 240]})
     (problem,) = check_dataset("something-else", root)
     assert problem.message == "video 2 has boxes but no size in videoid2size.json"
@@ -216,6 +261,8 @@ def test_check_dataset_unknown_name_lists_known(tmp_path):
 
 
 def test_format_report():
+    assert format_report([]) == "no problems found"
+    assert format_report([], {"splits": 2, "videos": 12}) == "no problems found\nfound: 2 splits, 12 videos"
     problems = [DataError("bad", path="a.csv", row=3, field="x"), DataError("missing", path="b.csv")]
     assert format_report(problems) == "a.csv: row 3: field x: bad\nb.csv: missing\n2 problems found"
     assert format_report(problems[:1]).endswith("1 problem found")

@@ -15,8 +15,8 @@ from modalbridge.datasets import clips as clips_module
 from modalbridge.datasets.clips import EpicClips, SomethingClips
 from modalbridge.datasets.datamodules import SomethingDataModule
 from modalbridge.datasets.epic_kitchens import EpicKitchens100
-from modalbridge.io.flow import extract_flow_tree, read_flow_frames
 from modalbridge.datasets.something import SomethingSomething
+from modalbridge.io.flow import extract_flow_tree, read_flow_frames
 from modalbridge.io.transforms import apply_flow
 from modalbridge.io.video import probe
 

@@ -15,7 +15,6 @@ import modalbridge.datasets.layouts as layouts_module
 from modalbridge.core.errors import DataError
 from modalbridge.datasets.boxes import Box, VideoLayout, normalise_box, write_layouts
 from modalbridge.datasets.datamodules import SomethingLayoutDataModule
-from modalbridge.io.flow import extract_flow_tree, read_flow_frames
 from modalbridge.datasets.layouts import (
     ACTION_GENOME,
     AG_CATEGORIES,
@@ -30,6 +29,7 @@ from modalbridge.datasets.layouts import (
     collate_layouts,
     tensorise_layout,
 )
+from modalbridge.io.flow import extract_flow_tree, read_flow_frames
 from modalbridge.io.samplers import appearance_indices, layout_indices
 from modalbridge.io.transforms import apply_flow
 from modalbridge.io.video import read_frames

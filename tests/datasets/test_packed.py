@@ -13,13 +13,13 @@ from modalbridge.cli import main
 from modalbridge.core.errors import DataError, MediaError
 from modalbridge.core.worlds import resolve_root
 from modalbridge.datasets import clips as clips_module
-from modalbridge.io.audio import load_audio
 from modalbridge.datasets.clips import EpicClips, SomethingClips
 from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.datasets.epic_kitchens import EpicKitchens100
-from modalbridge.io.flow import extract_flow_tree, flow_frame_path, read_flow_frames, rgb_to_flow_index
 from modalbridge.datasets.packed import PackedEpic, epic_key, pack_epic, pack_something
 from modalbridge.datasets.something import SomethingSomething
+from modalbridge.io.audio import load_audio
+from modalbridge.io.flow import extract_flow_tree, flow_frame_path, read_flow_frames, rgb_to_flow_index
 from modalbridge.io.video import read_frames
 
 NUM_SEGMENTS = 3

@@ -6,10 +6,9 @@ import torch
 
 import modalbridge.io.audio as audio_io
 import modalbridge.io.video as video_io
-from modalbridge.io.memory import enable_media_cache
 from modalbridge.io.audio import load_audio
 from modalbridge.io.flow import read_flow_frames, write_flow_frames
-from modalbridge.io.memory import MEDIA_CACHE, MediaCache
+from modalbridge.io.memory import MEDIA_CACHE, MediaCache, enable_media_cache
 from modalbridge.io.video import read_frames, write_video
 
 

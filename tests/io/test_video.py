@@ -134,7 +134,10 @@ def test_past_the_end_repeats_last_frame_and_warns_once(coded_webm, caplog):
         out = read_frames(coded_webm, [118, 119, 150, 500])
         read_frames(coded_webm, [400])
     assert decode_codes(out) == [118, 119, 119, 119]
-    assert sum("ends after frame" in r.getMessage() for r in caplog.records) == 1
+    (warning,) = [r for r in caplog.records if "requested frames" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "read 2 of 4 requested frames" in warning.getMessage()
+    assert "the last decodable frame is 119" in warning.getMessage() and "repeat frame 119" in warning.getMessage()
 
 
 def test_truncated_file_repeats_last_decodable_frame(tmp_path, coded_webm):
@@ -146,6 +149,47 @@ def test_truncated_file_repeats_last_decodable_frame(tmp_path, coded_webm):
     assert 0 < decodable < 120
     codes = decode_codes(read_frames(cut, [0, decodable - 1, 119]))
     assert codes == [0, decodable - 1, decodable - 1]
+
+
+def test_truncated_mp4_warns_how_many_requested_frames_were_read(tmp_path, caplog):
+    """An mp4 written by write_video cut in half (its index is at the front) still decodes up to the cut: the
+    missing frames repeat the last decoded one and ONE warning says how many of the requested frames were read."""
+    noise = np.random.default_rng(0).integers(-40, 40, (48, 32, BITS * BLOCK, 3))  # frames of similar size
+    frames = np.clip(coded_frames(48).astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    path = write_video(tmp_path / "clip.mp4", frames, fps=12)
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")  # faststart: moov before the data
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    assert probe(cut).num_frames == 48  # the header still promises every frame
+    with caplog.at_level(logging.WARNING, logger="modalbridge.io.video"):
+        out = read_frames(cut, list(range(0, 48, 4)))  # 12 frames over the whole length
+        read_frames(cut, [40, 44])  # same file: no second warning
+    codes = decode_codes(out)
+    assert len(codes) == 12
+    real = [c for c, i in zip(codes, range(0, 48, 4)) if c == i]
+    last = codes[len(real)]  # the last decodable frame, repeated
+    assert 0 < len(real) < 12 and real[-1] <= last < 4 * len(real) and codes[len(real):] == [last] * (12 - len(real))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert str(cut) in message and f"read {len(real)} of 12 requested frames" in message
+    assert f"{12 - len(real)} requested frame(s) after it" in message and f"repeat frame {last}." in message
+
+
+def test_empty_and_non_video_files_say_what_is_wrong(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are my notes, not a video\n" * 10)
+    with pytest.raises(MediaError, match="empty file") as info:
+        read_frames(empty, [0])
+    assert str(empty) in str(info.value)
+    with pytest.raises(MediaError, match="cannot open as a media file .*Invalid data") as info:
+        probe(text)
+    assert str(text) in str(info.value)
+    with pytest.raises(MediaError, match="is a folder"):
+        probe(tmp_path)
 
 
 def test_errors_name_the_path(tmp_path):
@@ -161,7 +205,9 @@ def test_errors_name_the_path(tmp_path):
 
 def test_truncated_mp4_without_index_raises_media_error(tmp_path, coded_mp4):
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(coded_mp4.read_bytes()[:2000])  # the moov atom is at the end
+    data = coded_mp4.read_bytes()
+    assert data.find(b"mdat") > 2000  # the cut falls inside the index (moov, written first)
+    cut.write_bytes(data[:2000])
     with pytest.raises(MediaError):
         read_frames(cut, [0])
 

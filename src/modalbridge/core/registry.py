@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -38,21 +39,45 @@ class ModelEntry:
     builder: Callable[..., Any]
     doc: str
     inputs: str = "video"  # what forward() takes: one of the input kinds of the module docstring
+    example: Callable[[], Any] | None = None  # a small input for forward() (tests walk the registry with it)
+    tiny: dict[str, Any] | None = None  # builder arguments for a CPU-sized instance (tests, smoke runs)
+
+    def example_input(self) -> Any:
+        """A small input ``forward`` accepts: the entry's own ``example``, else its input kind's."""
+        if self.example is not None:
+            return self.example()
+        if self.inputs not in _KIND_EXAMPLES:
+            raise KeyError(f"model {self.name!r}: no example input for input kind {self.inputs!r}; register the "
+                           "model with example=...")
+        return _KIND_EXAMPLES[self.inputs]()
+
+
+def _video_example() -> Any:
+    import torch
+
+    return torch.randn(1, 3, 4, 32, 32)
+
+
+#: example inputs of the generic input kinds (task-specific kinds come with each model's ``example``)
+_KIND_EXAMPLES: dict[str, Callable[[], Any]] = {"video": _video_example, "text": lambda: ["cut the onion"]}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register_model(name: str, *, task: str, inputs: str = "video"
-                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_model(name: str, *, task: str, inputs: str = "video", example: Callable[[], Any] | None = None,
+                   tiny: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``; ``inputs`` says what the
-    model's ``forward`` takes (one of the input kinds listed in this module's docstring)."""
+    model's ``forward`` takes (one of the input kinds listed in this module's docstring), ``example`` makes
+    a small such input and ``tiny`` are builder arguments for a CPU-sized instance (the registry test walks
+    every model with them)."""
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model name {name!r} is already registered by task {_REGISTRY[name].task!r}")
-        _REGISTRY[name] = ModelEntry(name, task, builder, (builder.__doc__ or "").strip().split("\n")[0], inputs)
+        doc = (builder.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[name] = ModelEntry(name, task, builder, doc, inputs, example, dict(tiny or {}))
         return builder
 
     return deco

@@ -1,7 +1,10 @@
 """``modalbridge data check <dataset> <root>``: validate a dataset folder and list every problem.
 
-Each checker returns a list of :class:`~modalbridge.core.errors.DataError` (empty = the folder is usable)
-instead of stopping at the first one. What is required:
+Each checker returns a :class:`CheckReport` ``(problems, summary)``: every problem as a
+:class:`~modalbridge.core.errors.DataError` (none = the folder is usable) instead of stopping at the first one,
+and what was found (``{"splits": 2, "segments": 180, …}``, printed by the CLI as ``found: 2 splits, 180
+segments, …``). :func:`check_dataset` returns the problems alone (a list). A root that is not a folder raises
+:class:`~modalbridge.core.errors.DataError` (nothing can be checked). What is required:
 
 * ``epic-kitchens-100`` — the verb and noun class tables and at least one segment CSV. By default the
   splits checked are those whose CSV exists, so an annotation-only root with just the validation file (as
@@ -16,7 +19,8 @@ instead of stopping at the first one. What is required:
 * ``something-else`` — every split variant whose labels file exists (at least one), the box part files and
   ``videoid2size.json`` (sizes must cover every boxed video of the splits); videos when ``videos/`` exists.
 
-Missing-video problems are listed one by one up to :data:`MAX_LISTED` per split, then summarised.
+Missing-video problems are listed one by one up to :data:`MAX_LISTED` per split, then summarised. Loops over
+many videos and the box files show progress (:func:`~modalbridge.core.progress.progress`).
 """
 
 from __future__ import annotations
@@ -25,18 +29,46 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from modalbridge.core.errors import DataError
+from modalbridge.core.progress import progress
 from modalbridge.datasets import boxes as box_io
 from modalbridge.datasets import epic_kitchens as ek
 from modalbridge.datasets import something as sth
 
 PathLike = str | os.PathLike
 
-__all__ = ["DATASET_CHECKERS", "MAX_LISTED", "check_dataset", "check_epic_kitchens_100", "check_something_else",
-           "check_ssv2", "format_report"]
+__all__ = ["DATASET_CHECKERS", "MAX_LISTED", "CheckReport", "check_dataset", "check_epic_kitchens_100",
+           "check_something_else", "check_ssv2", "format_report", "format_summary"]
 
 MAX_LISTED = 50
+#: loops over at least this many videos show progress (shorter ones finish at once)
+PROGRESS_MIN = 100
+
+T = TypeVar("T")
+
+
+class CheckReport(NamedTuple):
+    """What a checker returns: every problem, and what was found (``{"splits": 2, "videos": 12, …}``)."""
+
+    problems: list[DataError]
+    summary: dict[str, int]
+
+
+def _root(root: PathLike) -> Path:
+    """``root`` as a Path; a missing root (or a file) is an error, not a problem list."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, expected the dataset folder" if root.exists() else "dataset folder not found"
+        raise DataError(f"{what} (give the folder that holds the annotation files)", path=root)
+    return root
+
+
+def _progress(items: Iterable[T], desc: str, unit: str, minimum: int | None = None) -> Iterable[T]:
+    """``items`` with progress shown when there are at least ``minimum`` (default :data:`PROGRESS_MIN`)."""
+    items = list(items)
+    return progress(items, desc, unit=unit) if len(items) >= (minimum or PROGRESS_MIN) else items
 
 
 def _guard(problems: list[DataError], load: Callable[[], object]) -> object | None:
@@ -50,11 +82,10 @@ def _guard(problems: list[DataError], load: Callable[[], object]) -> object | No
 
 # --------------------------------------------------------------------------------------------- EPIC
 def check_epic_kitchens_100(root: PathLike, *, splits: Sequence[str] | None = None,
-                            annotations_root: PathLike | None = None) -> list[DataError]:
-    """Every problem of an EPIC-KITCHENS-100 folder (see the module docstring for what is required)."""
-    root = Path(root)
-    if not root.is_dir():
-        return [DataError("not a directory", path=root)]
+                            annotations_root: PathLike | None = None) -> CheckReport:
+    """Every problem of an EPIC-KITCHENS-100 folder (see the module docstring for what is required), and the
+    splits, segments, verb/noun classes and videos found."""
+    root = _root(root)
     dataset = ek.EpicKitchens100(root, annotations_root=annotations_root)
     ann = dataset.annotations_root
     problems: list[DataError] = []
@@ -90,6 +121,7 @@ def check_epic_kitchens_100(root: PathLike, *, splits: Sequence[str] | None = No
         chosen = list(splits)
 
     first_seen: dict[str, tuple[Path, int]] = {}
+    found_splits, segments, videos = 0, 0, set()
     for split in chosen:
         path = ann / ek.ANNOTATION_FILES[split]
         if not path.is_file():
@@ -97,6 +129,8 @@ def check_epic_kitchens_100(root: PathLike, *, splits: Sequence[str] | None = No
             continue
         rows = ek.read_segment_rows(path, num_verbs=num_classes["verb"], num_nouns=num_classes["noun"],
                                     errors=problems)
+        found_splits, segments = found_splits + 1, segments + len(rows)
+        videos.update(segment.video_id for _, segment in rows)
         for line, segment in rows:
             if segment.narration_id in first_seen:
                 other, other_line = first_seen[segment.narration_id]
@@ -107,7 +141,9 @@ def check_epic_kitchens_100(root: PathLike, *, splits: Sequence[str] | None = No
         if info is not None:
             problems += _check_against_video_info(path, rows, info)  # type: ignore[arg-type]
         problems += _check_epic_media(dataset, path, rows)
-    return problems
+    summary = {"splits": found_splits, "segments": segments, "verb classes": num_classes["verb"],
+               "noun classes": num_classes["noun"], "videos": len(videos)}
+    return CheckReport(problems, {k: v for k, v in summary.items() if v is not None})
 
 
 def _check_against_video_info(path: Path, rows: list[tuple[int, ek.EpicSegment]],
@@ -149,7 +185,9 @@ def _check_epic_media(dataset: ek.EpicKitchens100, path: Path,
     check_rgb = _media_present(root, "rgb_frames")
     check_flow = _media_present(root, "flow_frames")
     problems = []
-    for video_id, (line, count, last) in videos.items():
+    if not (check_video or check_rgb or check_flow):
+        return problems
+    for video_id, (line, count, last) in _progress(videos.items(), f"check media of {path.name}", "video"):
         def problem(message: str, line: int = line, count: int = count, video_id: str = video_id) -> DataError:
             return DataError(f"video {video_id}: {message} (needed by {count} segment(s))", path=path, row=line,
                              field="video_id")
@@ -194,7 +232,8 @@ def _missing_videos(path: Path, videos: Iterable[sth.SomethingVideo], listing: s
 
 
 def _check_variant(root: Path, variant: str, splits: Sequence[str] | None, problems: list[DataError],
-                   listing: set[str] | None) -> dict[str, list[sth.SomethingVideo]]:
+                   listing: set[str] | None) -> tuple[dict[str, int] | None, dict[str, list[sth.SomethingVideo]]]:
+    """``(labels, {split: videos})`` of one variant; its problems go to ``problems``."""
     labels_file, split_files = sth.VARIANTS[variant]
     labels = _guard(problems, lambda: sth.read_labels(root / labels_file))
     wanted = list(splits) if splits is not None else [s for s in split_files if s not in sth.UNLABELLED_SPLITS]
@@ -210,28 +249,40 @@ def _check_variant(root: Path, variant: str, splits: Sequence[str] | None, probl
         out[split] = videos
         if listing is not None and videos:
             problems += _missing_videos(path, videos, listing)
-    return out
+    return labels, out  # type: ignore[return-value]
 
 
-def check_ssv2(root: PathLike, *, splits: Sequence[str] | None = None) -> list[DataError]:
-    """Every problem of a Something-Something V2 folder."""
-    root = Path(root)
-    if not root.is_dir():
-        return [DataError("not a directory", path=root)]
+def _something_summary(labels: Iterable[dict[str, int] | None], split_videos: Iterable[list[sth.SomethingVideo]],
+                       listing: set[str] | None) -> dict[str, int]:
+    """splits, videos (distinct ids), labelled videos, classes (distinct templates), video files found."""
+    lists = list(split_videos)
+    ids = {v.id for videos in lists for v in videos}
+    summary = {"splits": len(lists), "videos": len(ids),
+               "labelled videos": len({v.id for videos in lists for v in videos if v.class_id >= 0}),
+               "classes": len({template for table in labels if table for template in table})}
+    if listing is not None:
+        summary["video files"] = sum(any(f"{vid}{ext}" in listing for ext in sth.VIDEO_EXTENSIONS) for vid in ids)
+    return summary
+
+
+def check_ssv2(root: PathLike, *, splits: Sequence[str] | None = None) -> CheckReport:
+    """Every problem of a Something-Something V2 folder, and the splits, videos, labels, classes and video files
+    found."""
+    root = _root(root)
     problems: list[DataError] = []
-    _check_variant(root, "ssv2", splits, problems, _video_listing(root))
-    return problems
+    listing = _video_listing(root)
+    labels, split_videos = _check_variant(root, "ssv2", splits, problems, listing)
+    return CheckReport(problems, _something_summary([labels], split_videos.values(), listing))
 
 
 SOMETHING_ELSE_VARIANTS = [v for v in sth.VARIANTS if v.startswith("something-else/")]
 SIZES_FILE = "videoid2size.json"
 
 
-def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None) -> list[DataError]:
-    """Every problem of a Something-Else folder (split variants, box parts, video sizes, videos)."""
-    root = Path(root)
-    if not root.is_dir():
-        return [DataError("not a directory", path=root)]
+def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None) -> CheckReport:
+    """Every problem of a Something-Else folder (split variants, box parts, video sizes, videos), and the splits,
+    videos, classes, boxed videos and boxes found."""
+    root = _root(root)
     problems: list[DataError] = []
     present = [v for v in SOMETHING_ELSE_VARIANTS if (root / sth.VARIANTS[v][0]).is_file()]
     if not present:
@@ -239,8 +290,11 @@ def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None)
         problems.append(DataError(f"no split labels file found; expected one of {expected}", path=root))
     listing = _video_listing(root)
     split_videos: dict[str, list[sth.SomethingVideo]] = {}
+    tables = []
     for variant in present:
-        for split, videos in _check_variant(root, variant, splits, problems, listing).items():
+        labels, found = _check_variant(root, variant, splits, problems, listing)
+        tables.append(labels)
+        for split, videos in found.items():
             split_videos[f"{sth.VARIANTS[variant][1][split]}"] = videos
 
     parts = box_io.find_box_parts(root)
@@ -248,14 +302,20 @@ def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None)
         problems.append(DataError(f"no box annotations ({box_io.BOX_PARTS_GLOB}) in the folder or in boxes/",
                                   path=root))
     wanted = {v.id for videos in split_videos.values() for v in videos}
-    boxed = box_io.read_box_annotations(parts, ids=wanted, errors=problems) if parts else {}
+    boxed: dict[str, list] = {}
+    for part in _progress(parts, "read box files", "file", minimum=2):  # the release's parts are ~GB each
+        boxed.update(box_io.read_box_annotations(part, ids=wanted - boxed.keys(), errors=problems))  # first wins
+    summary = _something_summary(tables, split_videos.values(), listing)
+    summary.update({"boxed videos": len(boxed),
+                    "boxes": sum(len(frame) for frames in boxed.values() for frame in frames)})
+    report = CheckReport(problems, summary)
     sizes_path = root / SIZES_FILE
     if not sizes_path.is_file():
         problems.append(DataError("missing video sizes (needed to normalise boxes)", path=sizes_path))
-        return problems
+        return report
     sizes = _guard(problems, lambda: box_io.read_video_sizes(sizes_path))
     if sizes is None:
-        return problems
+        return report
     for name, videos in split_videos.items():
         unsized = [v.id for v in videos if v.id in boxed and v.id not in sizes]  # type: ignore[operator]
         problems += [DataError(f"video {vid} has boxes but no size in {SIZES_FILE}", path=root / name)
@@ -263,26 +323,38 @@ def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None)
         if len(unsized) > MAX_LISTED:
             problems.append(DataError(f"... and {len(unsized) - MAX_LISTED} more boxed videos without a size",
                                       path=root / name))
-    return problems
+    return report
 
 
 # --------------------------------------------------------------------------------------------- entry points
-DATASET_CHECKERS: dict[str, Callable[..., list[DataError]]] = {
+DATASET_CHECKERS: dict[str, Callable[..., CheckReport]] = {
     "epic-kitchens-100": check_epic_kitchens_100,
     "ssv2": check_ssv2,
     "something-else": check_something_else,
 }
 
 
-def check_dataset(name: str, root: PathLike, **options: object) -> list[DataError]:
-    """Run the checker of dataset ``name`` on ``root`` (``options``, e.g. ``splits=["train"]``, go to it)."""
+def check_dataset(name: str, root: PathLike, *, summary: bool = False,
+                  **options: object) -> list[DataError] | CheckReport:
+    """The problems the checker of dataset ``name`` finds in ``root`` (``options``, e.g. ``splits=["train"]``, go
+    to it); ``summary=True``: the whole :class:`CheckReport` ``(problems, summary)``."""
     if name not in DATASET_CHECKERS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CHECKERS))}")
-    return DATASET_CHECKERS[name](Path(root), **options)
+    report = DATASET_CHECKERS[name](Path(root), **options)
+    return report if summary else report.problems
 
 
-def format_report(problems: Sequence[DataError]) -> str:
-    """One line per problem, then the total (``"0 problems"`` for a clean folder)."""
+def format_report(problems: Sequence[DataError], summary: dict[str, int] | None = None) -> str:
+    """One line per problem, then the total (``"no problems found"`` for a clean folder), then with ``summary``
+    what was found (``"found: 2 splits, 180 segments, …"``)."""
     lines = [str(problem) for problem in problems]
-    lines.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
+    count = len(problems)
+    lines.append(f"{count} problem{'s' if count != 1 else ''} found" if count else "no problems found")
+    if summary:
+        lines.append(format_summary(summary))
     return "\n".join(lines)
+
+
+def format_summary(summary: dict[str, int]) -> str:
+    """``{"splits": 2, "videos": 12}`` → ``"found: 2 splits, 12 videos"`` (the CLI's wording)."""
+    return "found: " + ", ".join(f"{value} {name}" for name, value in summary.items())

@@ -33,12 +33,12 @@ import torch
 from torch.utils.data import Dataset
 
 from modalbridge.core.errors import DataError
-from modalbridge.io.audio import load_audio, spectrogram_windows
 from modalbridge.datasets.epic_kitchens import EpicKitchens100, EpicSegment
-from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
 from modalbridge.datasets.packed import PackedEpic, PackedFolder, PackedSomething, epic_key
-from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.datasets.something import SomethingSomething, SomethingVideo
+from modalbridge.io.audio import load_audio, spectrogram_windows
+from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames, rgb_to_flow_index
+from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.transforms import ClipTransform, apply_flow
 from modalbridge.io.video import probe, read_frames
 

@@ -36,7 +36,7 @@ from modalbridge.core.errors import DataError
 from modalbridge.datasets.boxes import VideoLayout, clean_boxes, coarse_category
 from modalbridge.io.flow import FlowFrameCounts, decode_to_flow_index, read_flow_frames
 from modalbridge.io.samplers import appearance_indices, layout_indices
-from modalbridge.io.transforms import ClipParams, ClipTransform, resized_size, apply_flow
+from modalbridge.io.transforms import ClipParams, ClipTransform, apply_flow, resized_size
 from modalbridge.io.video import probe, read_frames
 
 log = logging.getLogger(__name__)

@@ -48,8 +48,10 @@ import torch
 
 from modalbridge.core.errors import DataError, MediaError
 from modalbridge.core.paths import natural_key
-from modalbridge.io.audio import load_audio, resample_audio
+from modalbridge.core.progress import progress as show_progress
 from modalbridge.datasets.epic_kitchens import ANNOTATION_FILES, EpicKitchens100, EpicSegment
+from modalbridge.datasets.something import SomethingSomething, SomethingVideo
+from modalbridge.io.audio import load_audio, resample_audio
 from modalbridge.io.flow import (
     count_flow_frames,
     decode_to_flow_index,
@@ -57,7 +59,6 @@ from modalbridge.io.flow import (
     read_flow_frames,
     rgb_to_flow_index,
 )
-from modalbridge.datasets.something import SomethingSomething, SomethingVideo
 from modalbridge.io.video import probe, read_frames
 
 __all__ = ["PACKED_FILES", "PACKED_AUDIO_RATE", "PackedFolder", "PackedEpic", "PackedSomething", "PackSummary",
@@ -321,14 +322,17 @@ def _check_modalities(modalities: Iterable[str], allowed: tuple[str, ...]) -> tu
 
 
 Progress = Callable[[str, int, int, str], None]
-"""``progress(modality, position, total, key)`` after each dataset written."""
+"""``progress(modality, position, total, key)`` after each dataset written; without one, the packers show
+progress with :func:`~modalbridge.core.progress.progress` (a bar on a terminal, a few lines otherwise)."""
 
 
-def _each(items: list, modality: str, key: Callable, progress: Progress | None) -> Iterator:
+def _each(items: list, modality: str, key: Callable, progress: Progress | None, unit: str = "video") -> Iterator:
+    if progress is None:
+        yield from show_progress(items, f"pack {modality}", total=len(items), unit=unit)
+        return
     for position, item in enumerate(items, 1):
         yield item
-        if progress is not None:
-            progress(modality, position, len(items), key(item))
+        progress(modality, position, len(items), key(item))
 
 
 def pack_epic(root_or_dataset: str | os.PathLike | EpicKitchens100, out_dir: str | os.PathLike, *,
@@ -361,12 +365,12 @@ def pack_epic(root_or_dataset: str | os.PathLike | EpicKitchens100, out_dir: str
 
     if "rgb" in modalities:
         with _PackFile(out, "rgb", summary, dataset="epic-kitchens-100", quality=int(quality)) as pack:
-            for seg in _each(chosen, "rgb", key_of, progress):
+            for seg in _each(chosen, "rgb", key_of, progress, "segment"):
                 _, decode = ek.frame_times(seg.video_id, np.arange(seg.start_frame, seg.stop_frame + 1))
                 pack.jpegs(key_of(seg), _encoded_frames(ek.video_path(seg.video_id), decode, quality))
     if "flow" in modalities:
         with _PackFile(out, "flow", summary, dataset="epic-kitchens-100") as pack:
-            for seg in _each(chosen, "flow", key_of, progress):
+            for seg in _each(chosen, "flow", key_of, progress, "segment"):
                 pack.jpegs(key_of(seg), _epic_flow_jpegs(ek.flow_dir(seg.video_id), seg))
     if "audio" in modalities:
         videos = sorted({seg.video_id for seg in chosen}, key=natural_key)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from modalbridge.core.errors import DataError, MediaError
+from modalbridge.core.progress import progress as show_progress
 from modalbridge.io.memory import MEDIA_CACHE
 
 __all__ = ["compute_flow", "quantise_flow", "dequantise_flow", "rgb_to_flow_index", "write_flow_frames",
@@ -316,8 +317,10 @@ def extract_flow_tree(video_ids: Sequence[str], video_path: Callable[[str], Path
     cannot be decoded is logged, recorded in ``FlowTreeSummary.failed`` and the others go on.
 
     ``progress(position, total, video_id, outcome)`` is called after each video with ``outcome`` in
-    ``done``/``skipped``/``failed``. ``method``/``bound``/``quality`` as in :func:`extract_ek_flow`;
-    an unknown method or a missing TV-L1 build raises before any video is touched.
+    ``done``/``skipped``/``failed``; without it, progress is shown by
+    :func:`~modalbridge.core.progress.progress` (a bar on a terminal, a few lines otherwise).
+    ``method``/``bound``/``quality`` as in :func:`extract_ek_flow`; an unknown method or a missing TV-L1
+    build raises before any video is touched.
     """
     index, count = (int(x) for x in shard)
     if count < 1 or not 0 <= index < count:
@@ -328,7 +331,8 @@ def extract_flow_tree(video_ids: Sequence[str], video_path: Callable[[str], Path
     mine = list(dict.fromkeys(str(v) for v in video_ids))[index::count]
     summary = FlowTreeSummary(total=len(mine))
     start = time.perf_counter()
-    for position, video_id in enumerate(mine, 1):
+    videos = mine if progress is not None else show_progress(mine, "flow", total=len(mine), unit="video")
+    for position, video_id in enumerate(videos, 1):
         final, partial = out_root / video_id, out_root / f".{video_id}.partial"
         try:
             path = Path(video_path(video_id))

@@ -52,12 +52,19 @@ class VideoInfo:
 
 def _open(path: str | Path) -> av.container.InputContainer:
     path = str(path)
-    if not Path(path).is_file():
-        raise MediaError("file not found", path=path)
+    file = Path(path)
+    if not file.is_file():
+        raise MediaError("is a folder, expected a media file" if file.is_dir() else "file not found", path=path)
+    if file.stat().st_size == 0:
+        raise MediaError("empty file (0 bytes), expected a video or audio file; re-download or re-encode it",
+                         path=path)
     try:
         return av.open(path)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot open media file ({exc})", path=path) from exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise MediaError(f"cannot open as a media file (FFmpeg: {reason}): not a video/audio file, or corrupt or "
+                         "truncated (an .mp4 cut before its index); re-download or re-encode it",
+                         path=path) from exc
 
 
 def _video_stream(container, path: str):
@@ -126,13 +133,19 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _warn_short_once(path: str, last: int, wanted: int) -> None:
+def _warn_short_once(path: str, wanted: np.ndarray, last_seen: int, error: str | None) -> None:
+    """One warning per file (per process) for a read that asked for frames past the last decodable one."""
     with _warn_lock:
         if path in _warned_short:
             return
         _warned_short.add(path)
-    log.warning("%s: video ends after frame %d but frame %d was requested; repeating the last "
-                "decoded frame (further warnings for this file are suppressed)", path, last, wanted)
+    requested = np.unique(wanted)
+    read = int((requested <= last_seen).sum())
+    why = (f"decoding stopped with an error: {error}" if error else
+           "the video ends there: a truncated file, a header that over-states the length, or indices past the end")
+    log.warning("%s: read %d of %d requested frames; the last decodable frame is %d (%s), so the %d requested "
+                "frame(s) after it, up to frame %d, repeat frame %d. Further warnings for this file are suppressed.",
+                path, read, requested.size, last_seen, why, requested.size - read, int(requested[-1]), last_seen)
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
@@ -142,8 +155,10 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
     Returns a uint8 tensor ``(T, H, W, 3)`` RGB with ``T = len(indices)``, in the order of
     ``indices``. ``size=(h, w)`` rescales while converting (libswscale, cheaper than resizing
     afterwards). Frames past the end of a truncated file (or one whose header over-states its
-    length) are replaced by the last decodable frame with one warning per file; a file with no
-    decodable frame raises :class:`MediaError`.
+    length) are replaced by the last decodable frame, so a long training run goes on, and a warning
+    (once per file) says how many of the requested frames were read; a file with no decodable frame
+    (or one that cannot be opened) raises :class:`MediaError`, which the data modules'
+    ``on_error="skip"`` counts with :class:`MediaSkipCounter`.
 
     Frame ``i`` is identified by its timestamp, ``round((pts - start) * time_base * fps)``, so
     the file is assumed to have a constant frame rate (true for EPIC-KITCHENS / SSv2 encodes).
@@ -176,13 +191,14 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *,
         try:
             stream = _video_stream(container, path)
             _set_threads(stream, threads)
-            decoded, last_seen = _decode_range(container, stream, path, first, last, needed, size, threads)
+            decoded, last_seen, error = _decode_range(container, stream, path, first, last, needed, size, threads)
         finally:
             container.close()
         if not decoded:
-            raise MediaError("no decodable video frame", path=path)
+            reason = f"decoding failed: {error}" if error else "the file is truncated or damaged"
+            raise MediaError(f"no decodable video frame at or after frame {first} ({reason})", path=path)
         if last_seen is not None and last_seen < last:
-            _warn_short_once(path, last_seen, last)
+            _warn_short_once(path, wanted, last_seen, error)
         if MEDIA_CACHE.enabled:
             for i, array in decoded.items():
                 MEDIA_CACHE.put((*key, i), array)
@@ -204,18 +220,18 @@ def _set_threads(stream, threads: int | None) -> None:
 
 def _decode_range(container, stream, path: str, first: int, last: int, needed: set[int],
                   size: tuple[int, int] | None, threads: int | None
-                  ) -> tuple[dict[int, np.ndarray], int | None]:
-    """Decode frames ``first..last``; returns ``({index: (H, W, 3) array}, last index seen)``."""
+                  ) -> tuple[dict[int, np.ndarray], int | None, str | None]:
+    """Decode frames ``first..last``; returns ``({index: (H, W, 3) array}, last index seen, decoding error)``."""
     fps = _stream_fps(stream)
     start_pts = stream.start_time or 0
     if first > 0 and fps > 0 and stream.time_base is not None:
         target = start_pts + int(math.floor(first / fps / stream.time_base))
         try:
             container.seek(target, stream=stream, backward=True, any_frame=False)
-            out, first_seen, last_seen = _collect(container, stream, path, last, needed, size, fps,
-                                                  counting=False)
+            out, first_seen, last_seen, error = _collect(container, stream, path, last, needed, size, fps,
+                                                         counting=False)
             if first_seen is not None and first_seen <= first:
-                return out, last_seen
+                return out, last_seen, error
         except av.error.FFmpegError as exc:  # unseekable: decode from the start instead
             log.debug("%s: seek failed (%s)", path, exc)
         # The demuxer landed after the wanted frame (or nothing decoded after it, as in a
@@ -225,18 +241,19 @@ def _decode_range(container, stream, path: str, first: int, last: int, needed: s
         stream = container.streams.video[0]
         _set_threads(stream, threads)
     try:
-        out, _, last_seen = _collect(container, stream, path, last, needed, size, fps, counting=True)
-        return out, last_seen
+        out, _, last_seen, error = _collect(container, stream, path, last, needed, size, fps, counting=True)
+        return out, last_seen, error
     finally:
         container.close()
 
 
 def _collect(container, stream, path: str, last: int, needed: set[int],
              size: tuple[int, int] | None, fps: float, *, counting: bool
-             ) -> tuple[dict[int, np.ndarray], int | None, int | None]:
+             ) -> tuple[dict[int, np.ndarray], int | None, int | None, str | None]:
     """Decode forward from the current position until frame ``last``.
 
-    Returns ``(frames, first_seen, last_seen)``. A frame's index comes from its timestamp;
+    Returns ``(frames, first_seen, last_seen, error)``, ``error`` being FFmpeg's message when decoding
+    stopped on an error. A frame's index comes from its timestamp;
     frames without one (or files without a frame rate) are numbered by counting, which is only
     valid when decoding from the start (``counting=True``). A wanted index that the timestamps
     jump over gets the frame shown at that time (the previous one); wanted indices past the end
@@ -249,6 +266,7 @@ def _collect(container, stream, path: str, last: int, needed: set[int],
     out: dict[int, np.ndarray] = {}
     first_seen = last_seen = None
     prev = prev_array = None
+    error = None
 
     def prev_as_array():
         nonlocal prev_array
@@ -263,7 +281,7 @@ def _collect(container, stream, path: str, last: int, needed: set[int],
             elif counting:
                 idx = count
             else:
-                return out, None, None
+                return out, None, None, None
             if first_seen is None:
                 first_seen = idx
             while ptr < len(targets) and targets[ptr] < idx:
@@ -278,13 +296,14 @@ def _collect(container, stream, path: str, last: int, needed: set[int],
                 ptr += 1
             if idx >= last:
                 break
-    except av.error.FFmpegError as exc:
-        log.warning("%s: decoding stopped early (%s)", path, exc)
+    except av.error.FFmpegError as exc:  # reported by read_frames when wanted frames are missing
+        error = getattr(exc, "strerror", None) or str(exc)
+        log.debug("%s: decoding stopped early (%s)", path, exc)
     if ptr < len(targets) and prev is not None:  # the file ended before the last wanted frame
         fill = prev_as_array()
         for target in targets[ptr:]:
             out[target] = fill
-    return out, first_seen, last_seen
+    return out, first_seen, last_seen, error
 
 
 def _to_array(frame, size: tuple[int, int] | None) -> np.ndarray:
@@ -310,7 +329,8 @@ def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float,
                 codec: str | None = None) -> Path:
     """Encode ``frames`` (uint8 ``(T, H, W, 3)`` RGB) to ``path``.
 
-    ``.mp4`` → H.264 (libx264, yuv420p, preset ultrafast; height and width must be even),
+    ``.mp4`` → H.264 (libx264, yuv420p, preset ultrafast; height and width must be even; the index is
+    written at the start of the file, so a truncated copy stays readable up to the cut),
     ``.webm`` → VP9 (libvpx-vp9, realtime deadline). ``audio`` is an optional mono float
     waveform ``(N,)`` in [-1, 1] at ``audio_rate`` Hz, encoded as AAC in mp4 and Opus in webm
     (Opus only accepts 8/12/16/24/48 kHz). Returns the path.
@@ -329,7 +349,9 @@ def write_video(path: str | Path, frames: torch.Tensor | np.ndarray, fps: float,
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
 
-    with av.open(str(path), mode="w") as container:
+    # mp4: the index (moov) goes in front ("faststart"), so a truncated copy still decodes up to where it was cut
+    options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+    with av.open(str(path), mode="w", options=options) as container:
         vstream = container.add_stream(codec, rate=rate)
         vstream.width, vstream.height = width, height
         vstream.pix_fmt = "yuv420p"

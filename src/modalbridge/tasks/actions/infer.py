@@ -22,7 +22,7 @@ def recognize_cli(args) -> int:
     """``modalbridge recognize``: the checkpoint's module class picks the task that answers (every task
     plugin lists its ``recognizers``); prints the top-k labels per head."""
     from modalbridge.core.engine import read_checkpoint
-    from modalbridge.core.errors import CheckpointError
+    from modalbridge.core.errors import CheckpointError, MediaError
     from modalbridge.core.plugins import all_recognizers, load_target
 
     kind = read_checkpoint(args.ckpt).get("modalbridge_class", "ModalityClassifierModule")
@@ -30,6 +30,8 @@ def recognize_cli(args) -> int:
     if kind not in recognizers:
         raise CheckpointError(f"a {kind} checkpoint cannot recognise videos; expected one of "
                               f"{', '.join(sorted(recognizers))}", path=args.ckpt)
+    if probe(args.video).num_frames < 1:  # a missing/empty/non-video file fails here, before a model is built
+        raise MediaError("the video has no frames", path=args.video)
     options = {"boxes": args.boxes, "picture": args.picture}
     result = load_target(recognizers[kind])(args.video, args.ckpt, top_k=args.top,
                                             **{k: v for k, v in options.items() if v is not None})

@@ -96,13 +96,13 @@ def _fusion_kwargs(o: SimpleNamespace) -> dict[str, Any]:
             "reference_compat": o.reference_compat}
 
 
-@register_model("stlt", task="layouts", inputs="layout")
+@register_model("stlt", task="layouts", inputs="layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def stlt(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> STLT:
     """STLT: spatial transformer per frame, causal temporal transformer over frames (layout only)."""
     return _stlt(model_options(preset, **options), heads or DEFAULT_HEADS)
 
 
-@register_model("stlt_joint", task="layouts", inputs="layout")
+@register_model("stlt_joint", task="layouts", inputs="layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def stlt_joint(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> STLTJoint:
     """S&TLT: one transformer over every object of every frame (layout only)."""
     o = model_options(preset, **options)
@@ -111,21 +111,21 @@ def stlt_joint(heads: Mapping[str, int] | None = None, preset: str = "paper", **
                      num_categories=o.num_categories, use_scores=o.use_scores, max_frames=o.max_frames)
 
 
-@register_model("r3d", task="layouts", inputs="video_batch")
+@register_model("r3d", task="layouts", inputs="video_batch", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def r3d(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> R3D:
     """R3D: 3D ResNet trunk, global average pool, linear head (appearance only)."""
     o = model_options(preset, **options)
     return R3D(heads or DEFAULT_HEADS, backbone=o.backbone, weights=o.weights, freeze_bn=o.freeze_bn)
 
 
-@register_model("r3d_transformer", task="layouts", inputs="video_batch")
+@register_model("r3d_transformer", task="layouts", inputs="video_batch", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def r3d_transformer(heads: Mapping[str, int] | None = None, preset: str = "paper",
                     **options: Any) -> R3DTransformer:
     """R3D-Transformer: 3D ResNet map tokens + class token through a 4-layer transformer (appearance only)."""
     return _r3d_transformer(model_options(preset, **options), heads or DEFAULT_HEADS)
 
 
-@register_model("pff", task="layouts", inputs="video+layout")
+@register_model("pff", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def pff(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> PFF:
     """PFF: per-frame 2D-CNN features added to STLT's frame embeddings."""
     o = model_options(preset, **options)
@@ -133,7 +133,7 @@ def pff(heads: Mapping[str, int] | None = None, preset: str = "paper", **options
                train_frame_backbone=o.train_frame_backbone, freeze_bn=o.freeze_bn)
 
 
-@register_model("pbf", task="layouts", inputs="video+layout")
+@register_model("pbf", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def pbf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> PBF:
     """PBF: per-box RoIAlign 2D-CNN features added to STLT's object embeddings."""
     o = model_options(preset, **options)
@@ -141,14 +141,14 @@ def pbf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options
                train_frame_backbone=o.train_frame_backbone, freeze_bn=o.freeze_bn)
 
 
-@register_model("ef", task="layouts", inputs="video+layout")
+@register_model("ef", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def ef(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> EF:
     """EF: the clip's 3D-CNN vector as STLT's first temporal token."""
     o = model_options(preset, **options)
     return EF(_stlt(o, prefix=True), _trunk(o), heads or DEFAULT_HEADS)
 
 
-@register_model("vatf", task="layouts", inputs="video+layout")
+@register_model("vatf", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def vatf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> VATF:
     """VATF: central-frame box queries decoded against the 3D-CNN feature map."""
     o = model_options(preset, **options)
@@ -157,21 +157,21 @@ def vatf(heads: Mapping[str, int] | None = None, preset: str = "paper", **option
                 use_scores=o.use_scores, frames=o.appearance_frames, size=o.appearance_size)
 
 
-@register_model("lcf", task="layouts", inputs="video+layout")
+@register_model("lcf", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def lcf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> LCF:
     """LCF: STLT and R3D-Transformer class states concatenated into a fusion head."""
     o = model_options(preset, **options)
     return LCF(_stlt(o), _r3d_transformer(o), heads or DEFAULT_HEADS)
 
 
-@register_model("caf", task="layouts", inputs="video+layout")
+@register_model("caf", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def caf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> CAF:
     """CAF: cross-attention fusion layers over STLT and R3D-Transformer tokens."""
     o = model_options(preset, **options)
     return CAF(_stlt(o), _r3d_transformer(o), heads or DEFAULT_HEADS, **_fusion_kwargs(o))
 
 
-@register_model("cacnf", task="layouts", inputs="video+layout")
+@register_model("cacnf", task="layouts", inputs="video+layout", example=lambda: example_batch(), tiny={"preset": "tiny"})
 def cacnf(heads: Mapping[str, int] | None = None, preset: str = "paper", **options: Any) -> CACNF:
     """CACNF: CAF plus per-branch heads; prediction = mean of layout, appearance and fusion logits."""
     o = model_options(preset, **options)
