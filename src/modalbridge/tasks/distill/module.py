@@ -31,6 +31,7 @@ from torch import nn
 
 from modalbridge.core.classifier import ClassifierModule, ModalityClassifierModule
 from modalbridge.core.engine import load_module_checkpoint, read_checkpoint
+from modalbridge.core.progress import progress
 from modalbridge.core.registry import create_model
 from modalbridge.datasets.layouts import SSV2_CATEGORIES
 from modalbridge.nn.distillation import LogitEnsemble, calibration_weights, distillation_objective
@@ -420,7 +421,7 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
     result: dict[str, torch.Tensor] = {}
     loader = DataLoader(Subset(dataset, ids), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate_fn or collate_skipping)
-    for batch in loader:
+    for batch in progress(loader, f"teacher logits (shard {i}/{n})", unit="batch"):
         if "index" not in batch:
             continue
         z = ensemble([t(batch) for t in teachers])
