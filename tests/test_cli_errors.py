@@ -86,13 +86,19 @@ def test_recognize_a_bad_video(kind, expected, ckpt, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind, expected", [("missing", "checkpoint not found"),
                                             ("folder", "is a folder, expected a .ckpt file"),
-                                            ("text", "not a readable Lightning checkpoint")])
+                                            ("text", "not a PyTorch checkpoint (a text file"),
+                                            ("zip", "not a readable Lightning checkpoint")])
 def test_recognize_a_bad_checkpoint(kind, expected, clip, tmp_path, capsys):
     path = tmp_path / ("run" if kind == "folder" else "last.ckpt")
     if kind == "folder":
         path.mkdir()
     elif kind == "text":
         path.write_text("not a checkpoint\n")
+    elif kind == "zip":  # a zip archive that is not a torch.save file (e.g. a truncated download of one)
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "hello")
     assert main(["recognize", str(clip), "--ckpt", str(path)]) != 0
     one_error(capsys, path, expected)
 

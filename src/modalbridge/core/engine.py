@@ -397,6 +397,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         found = sorted(path.rglob("*.ckpt"))
         hint = f"; checkpoints in it: {', '.join(str(p) for p in found[:3])}" if found else ""
         raise CheckpointError(f"is a folder, expected a .ckpt file{hint}", path=path)
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        kind = "an empty file" if not head else ("a text file" if head.isascii() else "not a zip archive")
+        raise CheckpointError(f"not a PyTorch checkpoint ({kind}; torch.save writes a zip archive); give the .ckpt "
+                              "written by `modalbridge fit`", path=path)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # a text file, a truncated download, a pickle with code in it …
