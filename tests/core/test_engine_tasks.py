@@ -191,3 +191,44 @@ def test_toy_task_ddp_two_processes_agree_and_split_the_data(tmp_path, config):
             assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(48))
     else:
         assert r0["val/seen/num_samples"] + r0["val/unseen/num_samples"] > 0 and "val/hm" in r0
+
+
+def test_evaluation_rows_are_gathered_over_ranks_per_loader_and_deduplicated(monkeypatch):
+    """Two ranks of a padded distributed sampler: rank 1 repeats sample 0; each loader is gathered on its own."""
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+
+    module = _Plain()
+    module._trainer = SimpleNamespace(world_size=2, datamodule=None)
+    other_rank = {0: {"index": [torch.tensor([1, 3])], "err": [torch.tensor([10.0, 30.0])]},
+                  1: {"index": [torch.tensor([7])], "err": [torch.tensor([70.0])]}}
+
+    def all_gather_object(out, local):  # this process is rank 0; "rank 1" answers for the same loader
+        loader = 0 if 2 in local["index"].tolist() else 1
+        out[0], out[1] = local, {k: torch.cat(v) for k, v in other_rank[loader].items()}
+
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    module._eval = {0: {"index": [torch.tensor([0, 2]), torch.tensor([0])], "err": [torch.tensor([0.0, 20.0]),
+                                                                                    torch.tensor([0.0])]},
+                    1: {"index": [torch.tensor([5])], "err": [torch.tensor([50.0])]}}
+    rows0, rows1 = module.gathered_eval(0), module.gathered_eval(1)
+    assert rows0["index"].tolist() == [0, 1, 2, 3] and rows0["err"].tolist() == [0.0, 10.0, 20.0, 30.0]
+    assert rows1["index"].tolist() == [5, 7] and rows1["err"].tolist() == [50.0, 70.0]
+
+
+def test_checkpoint_carries_the_rng_states_a_resumed_run_continues_from():
+    import numpy as np
+
+    module = _Plain()
+    module._trainer = type("T", (), {"datamodule": None})()  # on_save_checkpoint reads the data module: none
+    torch.manual_seed(3)
+    np.random.seed(3)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(99)
+    np.random.seed(99)
+    module.on_load_checkpoint(checkpoint)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    assert checkpoint["modalbridge_class"] == "_Plain"
