@@ -24,6 +24,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LIGHTNING_VERBS = ("fit", "validate", "test", "predict")
@@ -59,7 +60,8 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from modalbridge.core.errors import remembering_parser
+    from modalbridge.core.config_errors import remembering_parser
+    from modalbridge.core.engine import metric_mode
     from modalbridge.core.paths import runs_dir
     from modalbridge.core.runs import KillAtEpoch, RunDirCallback
 
@@ -104,8 +106,8 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
             monitor, mode = self._monitor
             model = self.model
             monitor = monitor or getattr(model, "monitor", None)
-            if monitor and mode is None:
-                mode = model.metric_mode(monitor) if hasattr(model, "metric_mode") else "max"
+            if monitor and mode is None:  # the module's direction for its metrics, else the name's
+                mode = (model.metric_mode if hasattr(model, "metric_mode") else metric_mode)(monitor)
             kwargs.setdefault("callbacks", [])
             # saved at train-epoch end (after validation): a checkpoint written at validation end holds a
             # half-finished epoch whose resume replays the previous epoch's sampler order
@@ -118,8 +120,6 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
                 ModelCheckpoint(monitor=None, save_top_k=1, filename="last", enable_version_counter=False,
                                 save_on_train_epoch_end=True)]
             return super().instantiate_trainer(**kwargs)
-
-    import warnings
 
     # main() passes the verb's arguments explicitly; Lightning warns whenever sys.argv is not empty too
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
@@ -144,8 +144,6 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
         parser_kwargs={"prog": f"modalbridge {argv[0] if argv and run else ''}".strip(), "exit_on_error": False,
                        "allow_abbrev": False},
     )
-
-
 
 
 def link_heads(cfg) -> dict[str, int] | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,10 @@ from torch import nn
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
 
-#: metric-name fragments (and prefixes) whose value is better when lower (reports, checkpoint direction defaults)
-LOWER_IS_BETTER = ("loss", "error", "ece", "distance", "dist", "rank", "nll", "mse", "mae", "perplexity")
-LOWER_IS_BETTER_PREFIXES = ("ce_", "kd", "kl", "smooth_l1", "bce")
+#: words of a metric name (split at ``_``, ``@``, ``-``) that make lower values better (reports, the
+#: checkpoint direction defaults): ``val/action_ece``, ``train/ce_verb``, ``val/mean_distance``, ``val/loss`` …
+LOWER_IS_BETTER = frozenset({"loss", "error", "err", "ece", "distance", "rank", "nll", "mse", "mae", "rmse",
+                             "perplexity", "ce", "bce", "kd", "kl", "l1", "l2"})
 
 
 def warmup_linear_schedule(total_steps: int, warmup_steps: int):
@@ -100,10 +102,10 @@ def is_empty_batch(batch: Any) -> bool:
 
 
 def metric_mode(name: str) -> str:
-    """``"min"`` for metric names that read as errors (loss, ECE, distance, rank …), else ``"max"``."""
-    leaf = name.rpartition("/")[2].lower()
-    lower = any(part in leaf for part in LOWER_IS_BETTER) or leaf.startswith(LOWER_IS_BETTER_PREFIXES)
-    return "min" if lower else "max"
+    """``"min"`` for metric names with a word that reads as an error (:data:`LOWER_IS_BETTER`), else
+    ``"max"`` (accuracies, recalls, mAP, counts)."""
+    words = re.split(r"[_@\-]", name.rpartition("/")[2].lower())
+    return "min" if LOWER_IS_BETTER.intersection(words) else "max"
 
 
 def dedupe_rows(rows: dict[str, Any], key: str) -> dict[str, Any]:

@@ -30,14 +30,16 @@ def _mode() -> str:
     return "bar" if sys.stderr.isatty() and not os.environ.get("CI") else "lines"
 
 
-def progress(items: Iterable[T], desc: str, *, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """Yield ``items`` while showing progress on stderr (see the module docstring)."""
+def progress(items: Iterable[T], desc: str, *, total: int | None = None, unit: str = "it",
+             min_items: int = 0) -> Iterator[T]:
+    """Yield ``items`` while showing progress on stderr (see the module docstring); loops known to hold
+    fewer than ``min_items`` items finish at once and show nothing."""
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    mode = _mode()
+    mode = "off" if total is not None and total < min_items else _mode()
     if mode == "off":
         yield from items
         return

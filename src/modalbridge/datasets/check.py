@@ -29,7 +29,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from modalbridge.core.errors import DataError
 from modalbridge.core.progress import progress
@@ -46,8 +46,6 @@ MAX_LISTED = 50
 #: loops over at least this many videos show progress (shorter ones finish at once)
 PROGRESS_MIN = 100
 
-T = TypeVar("T")
-
 
 class CheckReport(NamedTuple):
     """What a checker returns: every problem, and what was found (``{"splits": 2, "videos": 12, …}``)."""
@@ -63,12 +61,6 @@ def _root(root: PathLike) -> Path:
         what = "is a file, expected the dataset folder" if root.exists() else "dataset folder not found"
         raise DataError(f"{what} (give the folder that holds the annotation files)", path=root)
     return root
-
-
-def _progress(items: Iterable[T], desc: str, unit: str, minimum: int | None = None) -> Iterable[T]:
-    """``items`` with progress shown when there are at least ``minimum`` (default :data:`PROGRESS_MIN`)."""
-    items = list(items)
-    return progress(items, desc, unit=unit) if len(items) >= (minimum or PROGRESS_MIN) else items
 
 
 def _guard(problems: list[DataError], load: Callable[[], object]) -> object | None:
@@ -187,7 +179,8 @@ def _check_epic_media(dataset: ek.EpicKitchens100, path: Path,
     problems = []
     if not (check_video or check_rgb or check_flow):
         return problems
-    for video_id, (line, count, last) in _progress(videos.items(), f"check media of {path.name}", "video"):
+    for video_id, (line, count, last) in progress(videos.items(), f"check media of {path.name}", unit="video",
+                                                  min_items=PROGRESS_MIN):
         def problem(message: str, line: int = line, count: int = count, video_id: str = video_id) -> DataError:
             return DataError(f"video {video_id}: {message} (needed by {count} segment(s))", path=path, row=line,
                              field="video_id")
@@ -303,7 +296,7 @@ def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None)
                                   path=root))
     wanted = {v.id for videos in split_videos.values() for v in videos}
     boxed: dict[str, list] = {}
-    for part in _progress(parts, "read box files", "file", minimum=2):  # the release's parts are ~GB each
+    for part in progress(parts, "read box files", unit="file", min_items=2):  # the release's parts: ~GB each
         boxed.update(box_io.read_box_annotations(part, ids=wanted - boxed.keys(), errors=problems))  # first wins
     summary = _something_summary(tables, split_videos.values(), listing)
     summary.update({"boxed videos": len(boxed),

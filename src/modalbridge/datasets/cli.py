@@ -34,29 +34,19 @@ def prepare_action_genome(root: Path, out: Path | None, args: argparse.Namespace
 
 
 def flow_cli(args: argparse.Namespace) -> int:
-    """``modalbridge data flow``: stride-1 optical flow of SSv2 / Something-Else videos, one shard."""
-    import time
-
+    """``modalbridge data flow``: stride-1 optical flow of SSv2 / Something-Else videos, one shard (progress
+    through :func:`~modalbridge.core.progress.progress`; failures are listed at the end)."""
     from modalbridge.datasets.something import SomethingSomething
     from modalbridge.io.flow import extract_flow_tree
 
     dataset = SomethingSomething(resolve_root(args.root), variant=args.variant, flow_root=args.out)
     splits = [name.strip() for name in args.split.split(",") if name.strip()]
     ids = [video.id for split in splits for video in dataset.videos(split)]
-    started = time.perf_counter()
-    every = max(1, len(ids) // (100 * args.shard[1]))  # about 100 progress lines per shard
-
-    def report(position: int, total: int, video_id: str, outcome: str) -> None:
-        if outcome == "failed" or position % every == 0 or position == total:
-            elapsed = time.perf_counter() - started
-            print(f"[{position}/{total}] {video_id}: {outcome} ({elapsed:.0f} s, "
-                  f"{position / max(elapsed, 1e-9):.1f} videos/s)", flush=True)
-
     i, n = args.shard
     print(f"flow: {dataset.variant} {'+'.join(splits)}, shard {i}/{n} of {len(dict.fromkeys(ids))} videos, "
           f"method {args.method}, stride 1 → {dataset.flow_root}", flush=True)
     summary = extract_flow_tree(ids, dataset.video_path, dataset.flow_root, stride=1, method=args.method,
-                                shard=args.shard, overwrite=args.overwrite, progress=report)
+                                shard=args.shard, overwrite=args.overwrite)
     print(f"done {len(summary.done)}, skipped {len(summary.skipped)}, failed {len(summary.failed)} of "
           f"{summary.total} videos in {summary.seconds:.1f} s")
     if summary.failed:
@@ -68,7 +58,8 @@ def flow_cli(args: argparse.Namespace) -> int:
 
 
 def pack_cli(args: argparse.Namespace) -> int:
-    """``modalbridge data pack``: the reference's packed HDF5 files."""
+    """``modalbridge data pack``: the reference's packed HDF5 files (progress per file through
+    :func:`~modalbridge.core.progress.progress`)."""
     from modalbridge.datasets.packed import pack_epic, pack_something
 
     root = resolve_root(args.root)
@@ -76,21 +67,13 @@ def pack_cli(args: argparse.Namespace) -> int:
     default = "rgb,flow,audio" if epic else "rgb"
     modalities = [m.strip() for m in (args.modalities or default).split(",") if m.strip()]
     splits = [s.strip() for s in args.split.split(",") if s.strip()] if args.split else None
-    every = {}
-
-    def report(modality: str, position: int, total: int, key: str) -> None:
-        step = every.setdefault(modality, max(1, total // 20))  # about 20 lines per file
-        if position % step == 0 or position == total:
-            print(f"{modality} [{position}/{total}] {key}", flush=True)
-
     print(f"pack: {args.dataset} {root} ({', '.join(modalities)}) → {args.out}", flush=True)
     if epic:
-        summary = pack_epic(root, args.out, modalities=modalities, splits=splits, quality=args.quality,
-                            progress=report)
+        summary = pack_epic(root, args.out, modalities=modalities, splits=splits, quality=args.quality)
     else:
         variant = args.variant or ("ssv2" if args.dataset == "ssv2" else "something-else/compositional")
         summary = pack_something(root, args.out, variant=variant, modalities=modalities, splits=splits,
-                                 flow_root=args.flow_root, quality=args.quality, progress=report)
+                                 flow_root=args.flow_root, quality=args.quality)
     for modality, path in summary.files.items():
         size = path.stat().st_size / 2**20
         print(f"{modality}: {path} — {summary.datasets[modality]} datasets, {summary.elements[modality]} "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from modalbridge.core.data import SeededDataModule
 from modalbridge.core.errors import DataError
@@ -67,8 +68,6 @@ class VideoDataModule(SeededDataModule):
 
     def holdout_dataloader(self):
         """Eval-transform loader over the held-out training items (identical on every DDP rank)."""
-        from torch.utils.data import DataLoader
-
         if not self.holdout:
             raise ValueError("no held-out clips: set holdout > 0 (data.init_args.holdout)")
         ds = self.make_dataset(self.hparams.train_split, train=False, part="holdout")
