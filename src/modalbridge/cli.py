@@ -209,16 +209,12 @@ def _dataset_entry(name: str, what: str):
 
 
 def _data_check(args) -> int:
-    from modalbridge.core.plugins import load_target
-    from modalbridge.datasets.check import format_report
+    from modalbridge.datasets.check import check_dataset, format_report
 
-    entry = _dataset_entry(args.dataset, "check")
-    result = load_target(entry.check)(Path(args.root))
-    problems, summary = result if isinstance(result, tuple) else (result, {})
-    print(format_report(problems))
-    if summary:
-        print("found: " + ", ".join(f"{v} {k}" for k, v in summary.items()))
-    return 1 if problems else 0
+    _dataset_entry(args.dataset, "check")  # an unknown name: one line listing the known ones
+    report = check_dataset(args.dataset, args.root, summary=True)
+    print(format_report(report.problems, report.summary))
+    return 1 if report.problems else 0
 
 
 def _data_prepare(args) -> int:

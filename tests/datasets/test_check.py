@@ -11,7 +11,7 @@ import pytest
 
 from modalbridge.core.errors import DataError
 from modalbridge.datasets import check
-from modalbridge.datasets.check import DATASET_CHECKERS, MAX_LISTED, CheckReport, check_dataset, format_report
+from modalbridge.datasets.check import MAX_LISTED, CheckReport, check_dataset, dataset_checkers, format_report
 
 EK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "epic_kitchens_100"
 needs_real = pytest.mark.skipif(not (EK_DIR / "EPIC_100_validation.csv").is_file(),
@@ -94,7 +94,7 @@ def test_epic_required_files(tmp_path):
     assert "no segment CSV found" in format_report(problems)
 
 
-@pytest.mark.parametrize("name", sorted(DATASET_CHECKERS))
+@pytest.mark.parametrize("name", sorted(dataset_checkers()))
 def test_a_root_that_is_not_a_folder_is_an_error_naming_it(name, tmp_path):
     with pytest.raises(DataError, match="dataset folder not found") as info:
         check_dataset(name, tmp_path / "nope")
@@ -106,7 +106,7 @@ def test_a_root_that_is_not_a_folder_is_an_error_naming_it(name, tmp_path):
 
 def test_epic_summary_counts_splits_segments_classes_and_videos(tmp_path):
     root = _tiny_ek(tmp_path / "ek")
-    report = DATASET_CHECKERS["epic-kitchens-100"](root)
+    report = dataset_checkers()["epic-kitchens-100"](root)
     assert isinstance(report, CheckReport) and isinstance(report, tuple)  # the CLI unpacks (problems, summary)
     problems, summary = report
     assert problems == []
@@ -257,7 +257,7 @@ def test_something_else_checker(tmp_path):
 def test_check_dataset_unknown_name_lists_known(tmp_path):
     with pytest.raises(ValueError, match="epic-kitchens-100, something-else, ssv2"):
         check_dataset("kinetics", tmp_path)
-    assert set(DATASET_CHECKERS) == {"epic-kitchens-100", "ssv2", "something-else"}
+    assert set(dataset_checkers()) == {"epic-kitchens-100", "ssv2", "something-else"}
 
 
 def test_format_report():

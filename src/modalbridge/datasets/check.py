@@ -39,8 +39,8 @@ from modalbridge.datasets import something as sth
 
 PathLike = str | os.PathLike
 
-__all__ = ["DATASET_CHECKERS", "MAX_LISTED", "CheckReport", "check_dataset", "check_epic_kitchens_100",
-           "check_something_else", "check_ssv2", "format_report", "format_summary"]
+__all__ = ["MAX_LISTED", "CheckReport", "check_dataset", "check_epic_kitchens_100",
+           "check_something_else", "check_ssv2", "dataset_checkers", "format_report", "format_summary"]
 
 MAX_LISTED = 50
 #: loops over at least this many videos show progress (shorter ones finish at once)
@@ -320,20 +320,24 @@ def check_something_else(root: PathLike, *, splits: Sequence[str] | None = None)
 
 
 # --------------------------------------------------------------------------------------------- entry points
-DATASET_CHECKERS: dict[str, Callable[..., CheckReport]] = {
-    "epic-kitchens-100": check_epic_kitchens_100,
-    "ssv2": check_ssv2,
-    "something-else": check_something_else,
-}
+def dataset_checkers() -> dict[str, Callable[..., object]]:
+    """``{dataset name: checker}`` of every task plugin's datasets (:mod:`modalbridge.core.plugins`): this
+    module's EPIC / SSv2 / Something-Else checkers and those of any other task."""
+    from modalbridge.core.plugins import all_datasets, load_target
+
+    return {name: load_target(entry.check) for name, entry in all_datasets().items() if entry.check}
 
 
 def check_dataset(name: str, root: PathLike, *, summary: bool = False,
                   **options: object) -> list[DataError] | CheckReport:
     """The problems the checker of dataset ``name`` finds in ``root`` (``options``, e.g. ``splits=["train"]``, go
-    to it); ``summary=True``: the whole :class:`CheckReport` ``(problems, summary)``."""
-    if name not in DATASET_CHECKERS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASET_CHECKERS))}")
-    report = DATASET_CHECKERS[name](Path(root), **options)
+    to it); ``summary=True``: the whole :class:`CheckReport` ``(problems, summary)`` (a checker that returns
+    a bare list has an empty summary)."""
+    checkers = dataset_checkers()
+    if name not in checkers:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(checkers))}")
+    result = checkers[name](Path(root), **options)
+    report = CheckReport(*result) if isinstance(result, tuple) else CheckReport(list(result), {})
     return report if summary else report.problems
 
 
