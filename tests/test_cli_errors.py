@@ -175,10 +175,18 @@ def test_fit_on_a_root_without_annotations_names_the_missing_file(kind, tmp_path
     (["world", "nosuchtask"], ["unknown world 'nosuchtask'", "kitchen"]),
     (["bench", "nosuch"], ["unknown benchmark 'nosuch'", "clip_pipeline"]),
     (["demo", "nosuch"], ["no demo for task 'nosuch'", "distill"]),
+    (["models", "--task", "nosuch"], ["unknown task 'nosuch'", "layouts"]),
 ])
 def test_unknown_names_and_missing_roots(argv, names, capsys):
     assert main(argv) != 0
     one_error(capsys, *names)
+
+
+def test_data_pack_of_a_folder_without_segment_csvs_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "packed"
+    assert main(["data", "pack", "--dataset", "epic-kitchens-100", "--root", str(tmp_path), "--out", str(out)]) != 0
+    one_error(capsys, tmp_path, "no segment CSV", "nothing to pack")
+    assert not out.exists()
 
 
 def test_data_check_ends_with_what_it_found(tmp_path, capsys):

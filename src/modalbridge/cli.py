@@ -229,8 +229,11 @@ def _data_prepare(args) -> int:
 
 
 def _models(args) -> int:
+    from modalbridge.core.plugins import task_plugin
     from modalbridge.core.registry import list_models, model_entry
 
+    if args.task is not None:
+        task_plugin(args.task)  # an unknown task: one line listing the known ones
     for name in list_models(args.task):
         e = model_entry(name)
         print(f"{name:24s} {e.task:10s} {e.doc}")

@@ -352,6 +352,9 @@ def pack_epic(root_or_dataset: str | os.PathLike | EpicKitchens100, out_dir: str
     modalities = _check_modalities(modalities, ("rgb", "flow", "audio"))
     if segments is None:
         names = list(splits) if splits is not None else [s for s, f in ANNOTATION_FILES.items() if ek.has_file(f)]
+        if not names:
+            raise DataError(f"no segment CSV ({', '.join(ANNOTATION_FILES.values())}): nothing to pack",
+                            path=ek.annotations_root)
         segments = [seg for split in names for seg in ek.segments(split)]
     unique = {seg.narration_id: seg for seg in segments}
     chosen = sorted(unique.values(), key=lambda s: (natural_key(s.video_id), natural_key(s.narration_id)))
