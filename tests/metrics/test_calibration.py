@@ -99,3 +99,31 @@ def test_action_ece_bounded_by_one():
     noun = torch.randn(100, 7, generator=g).softmax(1)
     vt, nt = torch.randint(0, 5, (100,), generator=g), torch.randint(0, 7, (100,), generator=g)
     assert 0.0 <= action_ece(verb, noun, vt, nt) <= 100.0
+
+
+def test_reliability_bins_hand_computed_from_probs():
+    # top-label confidences 0.7, 0.65, 0.9, 0.95, correct 1, 0, 1, 0; 4 bins (0, .25], ..., (.75, 1]
+    probs = torch.tensor([[0.7, 0.3], [0.35, 0.65], [0.1, 0.9], [0.95, 0.05]])
+    out = reliability_bins(probs, torch.tensor([0, 0, 1, 1]), n_bins=4)
+    assert out["edges"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert out["count"].tolist() == [0, 0, 2, 2]
+    assert out["accuracy"][2:].tolist() == [0.5, 0.5]
+    assert out["confidence"][2:].tolist() == pytest.approx([0.675, 0.925])
+    assert torch.isnan(out["accuracy"][:2]).all() and torch.isnan(out["confidence"][:2]).all()
+    # 2/4 * |0.5 - 0.675| + 2/4 * |0.5 - 0.925| = 0.3
+    assert out["ece"] == pytest.approx(30.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 200), n_classes=st.integers(2, 12), n_bins=st.integers(1, 20),
+       seed=st.integers(0, 2**31 - 1))
+def test_reliability_bins_agree_with_ece(n, n_classes, n_bins, seed):
+    g = torch.Generator().manual_seed(seed)
+    probs = (torch.randn(n, n_classes, generator=g) * 3).softmax(1)
+    targets = torch.randint(0, n_classes, (n,), generator=g)
+    out = reliability_bins(probs, targets, n_bins=n_bins)
+    assert out["ece"] == expected_calibration_error(probs, targets, n_bins=n_bins)  # one binning, same bits
+    seen = out["count"] > 0
+    weighted = (out["count"][seen] / n * (out["accuracy"][seen] - out["confidence"][seen]).abs()).sum()
+    assert out["ece"] == pytest.approx(100 * weighted.item(), abs=1e-9)
+    assert out["count"].sum() == n

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -171,3 +172,104 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], out_png: str | Path
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return save_figure(fig, out_png)
+
+
+def _array(values) -> np.ndarray:
+    """A float64 NumPy copy of a list, array or (any-device) tensor."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _reliability_panel(ax, hist_ax, bins: dict) -> None:
+    """One reliability diagram on ``ax`` (accuracy per bin against confidence, the gap to the diagonal
+    hatched) and the share of samples per bin on ``hist_ax``; ``bins`` as in
+    :func:`modalbridge.metrics.reliability_bins`."""
+    edges, count = _array(bins["edges"]), _array(bins["count"])
+    acc, conf = _array(bins["accuracy"]), _array(bins["confidence"])
+    left, width, seen = edges[:-1], np.diff(edges), count > 0
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#333", linewidth=1, zorder=3, label="perfect calibration")
+    ax.bar(left[seen], acc[seen], width[seen], align="edge", color="#4a7bb7", edgecolor="white",
+           linewidth=0.5, label="accuracy")
+    # the gap between a bin's accuracy and its mean confidence (the terms ECE sums, weighted by count)
+    # (unfilled, so the hatching reads the same over white and over the accuracy bar)
+    ax.bar(left[seen], (conf - acc)[seen], width[seen], bottom=acc[seen], align="edge", color="none",
+           edgecolor="#c8463d", linewidth=0.8, hatch="///", label="gap to mean confidence")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.grid(alpha=0.3, linewidth=0.5)
+    hist_ax.bar(left, 100 * count / max(count.sum(), 1), width, align="edge", color="#888", edgecolor="white",
+                linewidth=0.5)
+    hist_ax.set_xlabel("confidence")
+    hist_ax.grid(alpha=0.3, linewidth=0.5, axis="y")
+
+
+def reliability_plot(panels: dict[str, dict], path: str | Path, title: str | None = None) -> Path:
+    """Side-by-side reliability diagrams, one panel per model, on shared axes.
+
+    Args:
+        panels: model name -> bins from :func:`modalbridge.metrics.reliability_bins` (``edges``
+            ``(B+1,)``, ``count``/``accuracy``/``confidence`` ``(B,)``, accuracy and confidence as
+            fractions, NaN for empty bins; ``ece`` in percent, shown in the panel title when present).
+        path: the PNG to write.
+        title: the figure's title.
+
+    Each panel: x = confidence, y = accuracy, the diagonal, a bar of accuracy per bin with the gap to
+    the bin's mean confidence hatched; below it, the share of samples per bin (%).
+    """
+    if not panels:
+        raise ValueError("reliability_plot needs at least one panel")
+    n = len(panels)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n + 0.4, 4.6 + (0.3 if title else 0)), squeeze=False,
+                             sharex=True, sharey="row", gridspec_kw={"height_ratios": [3, 1]})
+    for (name, bins), ax, hist_ax in zip(panels.items(), axes[0], axes[1]):
+        _reliability_panel(ax, hist_ax, bins)
+        ece = bins.get("ece")
+        ax.set_title(name if ece is None else f"{name}\nECE {ece:.2f}%", fontsize=10)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[1, 0].set_ylabel("% of samples")
+    axes[0, 0].legend(loc="upper left", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def per_class_change_plot(names: Sequence[str], before, after, path: str | Path, title: str | None = None,
+                          top: int | None = None, *, labels: tuple[str, str] = ("before", "after"),
+                          unit: str = "points") -> Path:
+    """The per-class change from a "before" to an "after" model as sorted horizontal bars (gains green
+    on top, losses red below, each labelled with its value).
+
+    Args:
+        names: ``(C,)`` class names.
+        before, after: ``(C,)`` per-class scores of the two models (e.g. accuracy in %).
+        path: the PNG to write.
+        title: the figure's title (default names the two models).
+        top: keep only the ``top`` classes with the largest absolute change (the title says so).
+        labels: what to call the two models in the axis label and default title.
+        unit: the unit of the change, for the axis label (``points`` for a difference of percentages).
+    """
+    before, after = _array(before), _array(after)
+    if not (len(names) == before.shape[0] == after.shape[0]) or before.ndim != 1 or after.ndim != 1:
+        raise ValueError(f"names, before and after must have the same length; got {len(names)}, "
+                         f"{tuple(before.shape)}, {tuple(after.shape)}")
+    delta = after - before
+    order = np.argsort(-np.abs(delta), kind="stable")[: top or len(delta)]
+    order = order[np.argsort(delta[order], kind="stable")]  # ascending: the largest gain ends on top
+    shown, kept = delta[order], [str(names[i]) for i in order]
+    colours = np.where(shown > 0, "#3a9a4a", np.where(shown < 0, "#c8463d", "#999"))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.24 * len(kept)))
+    ax.barh(range(len(kept)), shown, color=colours, height=0.7)
+    ax.set_yticks(range(len(kept)), kept, fontsize=8)
+    ax.set_ylim(-0.6, len(kept) - 0.4)
+    ax.axvline(0, color="#444", linewidth=0.8)
+    span = max(np.abs(shown).max(initial=0.0), 1e-9)  # room for the value labels on either side
+    ax.set_xlim(-span * (1.2 if (shown < 0).any() else 0.05), span * (1.2 if (shown > 0).any() else 0.05))
+    for y, d in enumerate(shown):
+        ax.text(d + (0.02 * span if d >= 0 else -0.02 * span), y, f"{d:+.1f}", va="center",
+                ha="left" if d >= 0 else "right", fontsize=7)
+    ax.set_xlabel(f"change ({labels[1]} − {labels[0]}, {unit})")
+    ax.grid(alpha=0.3, linewidth=0.5, axis="x")
+    summary = f"{(delta > 0).sum()} up, {(delta < 0).sum()} down, {(delta == 0).sum()} unchanged"
+    shown_note = f"; largest {len(kept)} of {len(delta)} shown" if len(kept) < len(delta) else ""
+    ax.set_title(f"{title or f'Per-class change: {labels[0]} → {labels[1]}'}\n{summary}{shown_note}", fontsize=10)
+    return save_figure(fig, path)

@@ -113,10 +113,7 @@ def expected_calibration_error(
     Returns:
         ECE in percent; 0 for perfectly calibrated predictions.
     """
-    conf, hit = _confidences_and_correct(probs, targets, confidences, correct)
-    _, count, acc_sum, conf_sum = _bin_sums(conf, hit, n_bins)
-    # |B|/N * |acc(B) - conf(B)| = |sum_B(correct) - sum_B(conf)| / N
-    return ((acc_sum - conf_sum).abs().sum() / conf.numel()).item() * 100.0
+    return reliability_bins(probs, targets, confidences=confidences, correct=correct, n_bins=n_bins)["ece"]
 
 
 def reliability_bins(
@@ -127,7 +124,8 @@ def reliability_bins(
     correct: Any = None,
     n_bins: int = 15,
 ) -> dict[str, Any]:
-    """Per-bin statistics for a reliability diagram (same inputs as :func:`expected_calibration_error`).
+    """Per-bin statistics for a reliability diagram (same inputs as :func:`expected_calibration_error`,
+    which is this function's ``ece``, so the diagram and the number share one binning).
 
     Returns:
         ``edges`` ``(n_bins + 1,)``; ``count`` ``(n_bins,)`` samples per bin; ``accuracy`` and
@@ -144,6 +142,7 @@ def reliability_bins(
         "count": count,
         "accuracy": torch.where(nonempty, acc_sum / count.clamp(min=1), nan),
         "confidence": torch.where(nonempty, conf_sum / count.clamp(min=1), nan),
+        # |B|/N * |acc(B) - conf(B)| = |sum_B(correct) - sum_B(conf)| / N
         "ece": ((acc_sum - conf_sum).abs().sum() / conf.numel()).item() * 100.0,
     }
 
