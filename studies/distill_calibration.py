@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.data import SeededDataModule, collate_skipping
 from modalbridge.core.registry import list_models, register_model
+from modalbridge.core.trainer import Trainer
 from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.nn.distillation import calibration_weights
 from modalbridge.tasks.distill.module import DistillModule, EnsembleModule, Teacher, teacher_errors
@@ -106,10 +107,11 @@ class ViewsData(SeededDataModule):
         pass
 
 
-def trainer(epochs: int, device: str, *, validate_each_epoch: bool = False) -> L.Trainer:
+def trainer(epochs: int, device: str, *, validate_each_epoch: bool = False, precision: str = "32-true") -> L.Trainer:
     """The library's recipe around the modules' AdamW + warm-up/decay: gradient clipping 5, no checkpoints
     (training runs skip the per-epoch validation: the study scores each model once, at the end)."""
-    return L.Trainer(max_epochs=epochs, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
+    return Trainer(max_epochs=epochs, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
+                     precision=precision,
                      logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                      gradient_clip_val=5.0, limit_val_batches=None if validate_each_epoch else 0,
                      num_sanity_val_steps=0, reload_dataloaders_every_n_epochs=1)
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--workers", type=int, default=2, help="decoding processes")
     p.add_argument("--json-out", default=None, help="append each result row to this JSON-lines file as it comes")
     p.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
+    p.add_argument("--precision", default="32-true", help="training precision: 32-true | bf16-mixed | auto")
     args = p.parse_args(argv)
     if args.quick:
         args.views, args.rgb_epochs, args.teacher_epochs = 1, 1, 1
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     def fit(module: L.LightningModule, epochs: int, seed: int, teacher=None) -> L.LightningModule:
         dm_views = ViewsData(heads, Views(views, teacher), Views([val]), batch_size=args.batch_size, seed=seed)
-        trainer(epochs, args.device).fit(module, datamodule=dm_views)
+        trainer(epochs, args.device, precision=args.precision).fit(module, datamodule=dm_views)
         return module.eval()
 
     members = {}

@@ -127,7 +127,7 @@ def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_vi
         torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict(),
                     "modalbridge_class": "ModalityClassifierModule"}, ckpts[-1])
     common = ["distill-cache", "--dataset", "ssv2", "--root", str(tiny_ssv2), "--teachers", *ckpts,
-              "--num-frames", "4", "--size", "32", "--num-workers", "0"]
+              "--num-frames", "4", "--size", "32", "--num-workers", "0", "--precision", "32-true"]
     for i in range(2):
         assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}.safetensors")]) == 0
     merged = tmp_path / "train.safetensors"
@@ -142,6 +142,15 @@ def test_distill_cache_on_ssv2_shards_and_serves_a_training_set_with_held_out_vi
     assert len(train) == 2 and train.clip_ids() == full.clip_ids()[1:]
     batch = collate_skipping([train[i] for i in range(len(train))])
     assert torch.allclose(cached.teacher_logits(batch)["action"], live.teacher_logits(batch)["action"], atol=1e-5)
+
+    # the same cache computed under bf16 autocast: fp32 logits in the file, within bf16 rounding of the fp32 ones
+    bf16 = tmp_path / "bf16.safetensors"
+    assert main([*common[:-2], "--precision", "bf16-mixed", "--out", str(bf16)]) == 0
+    from safetensors.torch import load_file
+
+    z16, z32 = load_file(str(bf16))["action"], load_file(str(merged))["action"]
+    assert z16.dtype == torch.float32 and torch.allclose(z16, z32, atol=0.05, rtol=0.05)
+    assert not torch.equal(z16, z32)  # it did run in bf16
 
 
 def test_distill_cache_for_an_object_teacher_reads_layouts_without_video(tmp_path, capsys):
@@ -161,7 +170,7 @@ def test_distill_cache_for_an_object_teacher_reads_layouts_without_video(tmp_pat
                 "modalbridge_class": "LayoutModule"}, ckpt)
     out = tmp_path / "val.safetensors"
     assert main(["distill-cache", "--dataset", "something-else", "--root", "world://kitchen/ssv2", "--split",
-                 "validation", "--teachers", str(ckpt), "--layout-frames", "8", "--num-workers", "0",
+                 "validation", "--teachers", str(ckpt), "--layout-frames", "8", "--num-workers", "0", "--precision", "32-true",
                  "--out", str(out)]) == 0
     capsys.readouterr()
     val = dm.make_dataset("validation", train=False)

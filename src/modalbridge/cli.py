@@ -64,6 +64,7 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
     from modalbridge.core.engine import metric_mode
     from modalbridge.core.paths import runs_dir
     from modalbridge.core.runs import KillAtEpoch, RunDirCallback
+    from modalbridge.core.trainer import Trainer
 
     class ModalbridgeCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
@@ -129,6 +130,7 @@ def lightning_cli(argv: list[str], *, run: bool = True, parse_only: bool = False
     return ModalbridgeCLI(
         args=argv,
         run=run,
+        trainer_class=Trainer,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,
@@ -266,7 +268,15 @@ def _demo(args) -> int:
     if args.task not in plugins:
         raise SystemExit(f"modalbridge demo: no demo for task {args.task!r}; tasks with a demo: "
                          f"{', '.join(sorted(plugins))}")
-    report = load_target(plugins[args.task].demo)(quick=args.quick, out=args.out)
+    if args.quick and args.long:
+        raise SystemExit("modalbridge demo: --quick and --long exclude each other")
+    if args.seeds is not None and args.seeds < 1:
+        raise SystemExit(f"modalbridge demo: --seeds must be at least 1, got {args.seeds}")
+    seeds = None  # the demo's own default (3 seeds; 1 with --quick) unless --seed/--seeds say otherwise
+    if args.seed is not None or args.seeds is not None:
+        first = 0 if args.seed is None else args.seed
+        seeds = list(range(first, first + (args.seeds or (1 if args.seed is not None else 3))))
+    report = load_target(plugins[args.task].demo)(quick=args.quick, out=args.out, seeds=seeds, long=args.long)
     print(f"report: {report}")
     return 0
 
@@ -285,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("task", nargs="?", default=DEFAULT_DEMO_TASK)
     s.add_argument("--quick", action="store_true", help="smaller settings (smoke test)")
     s.add_argument("--out", help="output folder (default runs/demo)")
+    s.add_argument("--seed", type=int, default=None, help="first seed (alone: run this one seed)")
+    s.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="number of seeds: --seed, --seed+1, … (default: the demo's, 3 for distill)")
+    s.add_argument("--long", action="store_true", help="the longer recipe that shows every claim (docs state its time)")
     s.set_defaults(func=_demo)
     s = sub.add_parser("world", help="build (first use) and print the folder of a task's embedded world")
     s.add_argument("task", help="task or world name (see `modalbridge tasks`)")

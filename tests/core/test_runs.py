@@ -167,7 +167,7 @@ def test_report_has_the_task_sections_after_the_metric_tables(tmp_path):
     trainer.test(module, _loader(), verbose=False)
     html = (tmp_path / "report.html").read_text()
     headings = [part.split("</h2>")[0] for part in html.split("<h2>")[1:]]
-    assert headings == ["Final validation metrics", "Test metrics", "Confusions", "Training curves"]
+    assert headings == ["Final validation metrics", "Test metrics", "Confusions", "Training curves", "Run"]
     assert f"tiny section from {tmp_path.name}" in html
     assert (tmp_path / "figures" / "curves.png").stat().st_size > 0
 

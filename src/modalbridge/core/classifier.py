@@ -55,8 +55,9 @@ class ClassifierModule(TaskModule):
         raise NotImplementedError
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
-        """Default: cross-entropy per labelled head, averaged (EK: verb and noun; SSv2: action)."""
-        losses = {h: F.cross_entropy(outputs[h], batch[h], label_smoothing=self.label_smoothing)
+        """Default: cross-entropy per labelled head, averaged (EK: verb and noun; SSv2: action); in fp32 under
+        bf16 autocast."""
+        losses = {h: F.cross_entropy(outputs[h].float(), batch[h], label_smoothing=self.label_smoothing)
                   for h in self.label_heads()}
         return torch.stack(list(losses.values())).mean(), {f"ce_{h}": v for h, v in losses.items()}
 
@@ -130,4 +131,4 @@ class ModalityClassifierModule(ClassifierModule):
 
     def predict_step(self, batch, batch_idx):
         outputs = self(batch)
-        return {"index": batch["index"], **{h: o.softmax(-1) for h, o in outputs.items()}}
+        return {"index": batch["index"], **{h: o.float().softmax(-1) for h, o in outputs.items()}}

@@ -289,8 +289,12 @@ class TaskModule(L.LightningModule):
             self._eval_seen += n
         store = self._eval.setdefault(dataloader_idx, {})
         store.setdefault(key, []).append(ids.detach() if isinstance(ids, torch.Tensor) else list(ids))
-        for name, value in rows.items():
-            store.setdefault(name, []).append(value.detach() if isinstance(value, torch.Tensor) else list(value))
+        for name, value in rows.items():  # metrics in fp32 whatever the forward pass ran in (bf16 autocast)
+            if isinstance(value, torch.Tensor):
+                value = value.detach().float() if value.is_floating_point() else value.detach()
+            else:
+                value = list(value)
+            store.setdefault(name, []).append(value)
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._collect(batch, dataloader_idx)
@@ -340,10 +344,13 @@ class TaskModule(L.LightningModule):
     def _log_eval(self, stage: str) -> None:
         names = self.eval_loader_names(stage)
         per_loader: dict[str, dict[str, float]] = {}
+        #: this evaluation's gathered rows per loader (per-sample outputs: bootstrap intervals, diagrams)
+        self.last_eval_rows: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(names):
             rows = self.gathered_eval(i)
             if rows:
                 per_loader[name] = self.compute_metrics(rows, name)
+                self.last_eval_rows[name] = rows
         self._eval = {}
         if not per_loader:
             return

@@ -223,6 +223,11 @@ class MetricsLogger(Logger):
             f.write(json.dumps(record) + "\n")
 
 
+def precision_note(trainer: L.Trainer) -> str:
+    """The precision a trainer runs in and, for ``auto``, why (:class:`modalbridge.core.trainer.Trainer`)."""
+    return getattr(trainer, "precision_note", None) or f"precision {trainer.precision}"
+
+
 class RunDirCallback(L.Callback):
     """The run folder's other contents: at the end of ``fit`` the final (and best) weights as safetensors
     and, under DDP, ``ranks/rank<i>.json`` (every rank's last evaluation metrics); ``report.html`` with the
@@ -253,6 +258,8 @@ class RunDirCallback(L.Callback):
             trainer.loggers = [*trainer.loggers, *loggers]
         for lg in loggers:
             lg.bind(trainer)
+        if stage == "fit" and trainer.is_global_zero:
+            log.info("%s: %s", type(pl_module).__name__, precision_note(trainer))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # the callback_metrics hold this epoch's aggregates (on_epoch) and last-batch values (on_step only)
@@ -306,6 +313,8 @@ class RunDirCallback(L.Callback):
             hidden = len(panels) - MAX_CURVE_PANELS
             note = f"<p>{hidden} more metric families are only in metrics.jsonl.</p>" if hidden > 0 else ""
             sections.append(("Training curves", f'<img src="figures/curves.png">{note}'))
+        sections.append(("Run", f"<p>{html.escape(precision_note(trainer))}; {trainer.world_size} process(es), "
+                                f"accelerator {type(trainer.accelerator).__name__}.</p>"))
         cfg = d / "config.yaml"
         if cfg.exists():
             sections.append(("Resolved config", f"<pre>{yaml.safe_dump(yaml.safe_load(cfg.read_text()))}</pre>"))

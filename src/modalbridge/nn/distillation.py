@@ -21,8 +21,8 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
 
     Golden: teacher [2, 0, 0] vs student [0, 0, 0] → 0.43304 (τ=1), 0.49314 (τ=2), 0.48952 (τ=3).
     """
-    log_ps = F.log_softmax(student_logits / tau, dim=-1)
-    log_pt = F.log_softmax(teacher_logits.detach() / tau, dim=-1)
+    log_ps = F.log_softmax(student_logits.float() / tau, dim=-1)  # fp32 under bf16 autocast
+    log_pt = F.log_softmax(teacher_logits.detach().float() / tau, dim=-1)
     return tau**2 * F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean")
 
 
@@ -34,7 +34,7 @@ def distillation_objective(student: Mapping[str, torch.Tensor], targets: Mapping
     ``teacher`` may be ``None`` (or λ=0), which gives plain CE. Returns ``(loss, parts)``.
     """
     heads = [h for h in student if h in targets]
-    ce = torch.stack([F.cross_entropy(student[h], targets[h]) for h in heads]).mean()
+    ce = torch.stack([F.cross_entropy(student[h].float(), targets[h]) for h in heads]).mean()
     parts = {"ce": ce.detach()}
     if teacher is None or lam == 0:
         return ce, parts
@@ -92,13 +92,14 @@ class LogitEnsemble(nn.Module):
                 targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         out = {}
         for h in self.heads:
-            stacked = torch.stack([t[h] for t in teacher_logits])  # (M, B, C)
+            stacked = torch.stack([t[h].float() for t in teacher_logits])  # (M, B, C), fp32 under bf16 autocast
             if not torch.isfinite(stacked).all():
                 bad = [self.names[m] for m in range(len(self.names)) if not torch.isfinite(stacked[m]).all()]
                 raise FloatingPointError(f"non-finite logits from teacher(s) {bad} on head {h!r}")
             if self.per_sample_gamma is not None and targets is not None:
                 w = per_sample_weights(stacked, targets[h], self.per_sample_gamma)
-                out[h] = torch.einsum("mb,mbc->bc", w.to(stacked.dtype), stacked)
+                out[h] = (w.float()[:, :, None] * stacked).sum(0)
             else:
-                out[h] = torch.einsum("m,mbc->bc", self.weight(h), stacked)
+                # element-wise, not einsum: autocast would run einsum's bmm in bf16
+                out[h] = (self.weight(h)[:, None, None] * stacked).sum(0)
         return out

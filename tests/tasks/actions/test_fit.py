@@ -66,6 +66,8 @@ def test_recognize_prints_top5(baseline_run, capsys):
 
     ek = EpicKitchens100(resolve_root("world://kitchen/ek100"))
     video = ek.video_path(ek.segments("validation")[0].video_id)
-    assert main(["recognize", str(video), "--ckpt", str(baseline_run / "checkpoints" / "last.ckpt")]) == 0
-    out = capsys.readouterr().out
-    assert "verb:" in out and "noun:" in out and out.count("%") == 10
+    for precision in ("32-true", "bf16-mixed"):
+        assert main(["recognize", str(video), "--ckpt", str(baseline_run / "checkpoints" / "last.ckpt"),
+                     "--precision", precision]) == 0
+        out = capsys.readouterr().out
+        assert "verb:" in out and "noun:" in out and out.count("%") == 10

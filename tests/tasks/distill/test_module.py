@@ -119,7 +119,8 @@ def test_sharded_logit_cache_round_trip(teachers, tmp_path):
                     "verb": 0, "noun": 1, "index": i, "clip_id": f"c{i}"}
 
     w = {h: m.ensemble.weight(h) for h in HEADS}
-    shards = [precompute_teacher_logits(m.teachers, w, DS(), tmp_path / f"s{i}.safetensors", shard=(i, 2))
+    shards = [precompute_teacher_logits(m.teachers, w, DS(), tmp_path / f"s{i}.safetensors", shard=(i, 2),
+                                        precision="32-true")
               for i in range(2)]
     merged = merge_logit_shards(shards, tmp_path / "all.safetensors")
     cached = DistillModule("r3d_tiny", HEADS, teachers=teachers, weighting="uniform", teacher_cache=str(merged))

@@ -70,7 +70,7 @@ def test_recognize_a_layout_checkpoint_prints_top5_and_draws(stlt_run, tmp_path,
     picture = tmp_path / "prediction.png"
     code = main(["recognize", str(root / "videos" / f"{video.id}.webm"), "--ckpt",
                  str(stlt_run[0] / "checkpoints" / "last.ckpt"), "--boxes",
-                 str(root / "bounding_box_smthsmth_part1.json"), "--picture", str(picture)])
+                 str(root / "bounding_box_smthsmth_part1.json"), "--picture", str(picture), "--precision", "bf16-mixed"])
     assert code == 0
     out = capsys.readouterr().out
     assert "action:" in out and out.count("%") == 5 and picture.stat().st_size > 10_000

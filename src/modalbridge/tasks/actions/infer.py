@@ -13,6 +13,7 @@ import torch
 
 from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.engine import load_module_checkpoint
+from modalbridge.core.precision import autocast
 from modalbridge.io.samplers import ek_clip_indices, tsn_indices
 from modalbridge.io.transforms import ClipTransform
 from modalbridge.io.video import probe, read_frames
@@ -33,7 +34,7 @@ def recognize_cli(args) -> int:
     if probe(args.video).num_frames < 1:  # a missing/empty/non-video file fails here, before a model is built
         raise MediaError("the video has no frames", path=args.video)
     options = {"boxes": args.boxes, "picture": args.picture}
-    result = load_target(recognizers[kind])(args.video, args.ckpt, top_k=args.top,
+    result = load_target(recognizers[kind])(args.video, args.ckpt, top_k=args.top, precision=args.precision,
                                             **{k: v for k, v in options.items() if v is not None})
     for head, top in result.items():
         print(f"{head}:")
@@ -50,7 +51,8 @@ def load_checkpoint(ckpt: str | Path) -> tuple[ModalityClassifierModule, dict]:
 
 
 @torch.no_grad()
-def recognize(video: str | Path, ckpt: str | Path, *, top_k: int = 5) -> dict[str, list[tuple[str, float]]]:
+def recognize(video: str | Path, ckpt: str | Path, *, top_k: int = 5,
+              precision: str = "auto") -> dict[str, list[tuple[str, float]]]:
     """Returns ``{head: [(label, probability), ...]}`` with the ``top_k`` most likely labels per head."""
     module, data = load_checkpoint(ckpt)
     hp = data.get("hparams", {})
@@ -60,11 +62,12 @@ def recognize(video: str | Path, ckpt: str | Path, *, top_k: int = 5) -> dict[st
     else:
         indices = ek_clip_indices(length, hp.get("num_frames", 32), hp.get("stride", 2), train=False)
     clip = ClipTransform(hp.get("size", 224), train=False)(read_frames(video, indices))
-    outputs = module(clip.unsqueeze(0))
+    with autocast(precision, "cpu"):
+        outputs = module(clip.unsqueeze(0))
     names = data.get("class_names") or {}
     result = {}
     for head, logits in outputs.items():
-        probs = logits.softmax(-1)[0]
+        probs = logits.float().softmax(-1)[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         labels = names.get(head) or [str(i) for i in range(probs.numel())]
         result[head] = [(labels[i], float(q)) for q, i in zip(p.tolist(), idx.tolist())]

@@ -13,6 +13,8 @@ def _recognize_arguments(p) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--boxes", help="layout/fusion checkpoints: box JSON (default: <video>.json next to it)")
     p.add_argument("--picture", help="layout/fusion checkpoints: save frames with boxes and the label here")
+    p.add_argument("--precision", default="auto",
+                   help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
 
 
 def _flow_arguments(c) -> None:

@@ -53,6 +53,7 @@ def distill_cache_cli(args: argparse.Namespace) -> int:
         check_teacher_heads(teacher, dm.heads, f" ({teacher.name})")
     dataset = dm.make_dataset(args.split, train=False)
     out = precompute_teacher_logits(teachers, weights, dataset, args.out, shard=(i, n), batch_size=args.batch_size,
-                                    num_workers=args.num_workers, collate_fn=dm.collate_fn)
+                                    num_workers=args.num_workers, collate_fn=dm.collate_fn,
+                                    precision=args.precision)
     print(out)
     return 0

@@ -31,6 +31,7 @@ from torch import nn
 
 from modalbridge.core.classifier import ClassifierModule, ModalityClassifierModule
 from modalbridge.core.engine import load_module_checkpoint, read_checkpoint
+from modalbridge.core.precision import autocast
 from modalbridge.core.progress import progress
 from modalbridge.core.registry import create_model
 from modalbridge.datasets.layouts import SSV2_CATEGORIES
@@ -233,7 +234,7 @@ def teacher_errors(teachers: list[Teacher], loader, heads: list[str]) -> dict[st
         for m, t in enumerate(teachers):
             out = t(batch)
             for h in heads:
-                totals[h][m] += F.cross_entropy(out[h], batch[h], reduction="sum").double().cpu()
+                totals[h][m] += F.cross_entropy(out[h].float(), batch[h], reduction="sum").double().cpu()
         n += len(batch["index"])
     if n == 0:
         raise ValueError("the held-out loader yielded no clips; set data.init_args.holdout > 0")
@@ -402,13 +403,15 @@ class DistillModule(ClassifierModule):
 @torch.no_grad()
 def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.Tensor], dataset, out: str | Path,
                               *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
-                              num_workers: int = 0, collate_fn=None) -> Path:
+                              num_workers: int = 0, collate_fn=None, precision: str = "auto") -> Path:
     """Ensemble logits of every clip of ``dataset`` (use an eval-transform dataset) → safetensors
     ``{head: (N, C)}``, row ``k`` = clip ``k`` of ``dataset``, with the clips' ids (``dataset.clip_ids()``:
     EK narration ids, SSv2 video ids) in the file's metadata: training looks rows up by id, so a cache over a
     whole split serves a training set with held-out clips removed. ``shard=(i, n)`` computes rows ``i::n`` only
     (rows of other shards are NaN) so any launcher can fan out; merge shards with :func:`merge_logit_shards`.
-    ``collate_fn``: the data module's (layout batches need theirs; default :func:`collate_skipping`)."""
+    ``collate_fn``: the data module's (layout batches need theirs; default :func:`collate_skipping`).
+    ``precision``: the teachers' forward pass (:func:`modalbridge.core.precision.autocast`); the ensemble
+    average and the stored logits are fp32."""
     from torch.utils.data import DataLoader, Subset
 
     from modalbridge.core.data import collate_skipping
@@ -417,6 +420,7 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
         raise TypeError(f"{type(dataset).__name__} has no clip_ids(): cached logits are keyed by clip id")
     i, n = shard
     ids = list(range(i, len(dataset), n))
+    device = next(iter(teachers[0].parameters())).device
     ensemble = LogitEnsemble([t.name for t in teachers], weights)
     result: dict[str, torch.Tensor] = {}
     loader = DataLoader(Subset(dataset, ids), batch_size=batch_size, num_workers=num_workers,
@@ -424,7 +428,9 @@ def precompute_teacher_logits(teachers: list[Teacher], weights: dict[str, torch.
     for batch in progress(loader, f"teacher logits (shard {i}/{n})", unit="batch"):
         if "index" not in batch:
             continue
-        z = ensemble([t(batch) for t in teachers])
+        with autocast(precision, device):
+            member_logits = [t(batch) for t in teachers]
+        z = ensemble([{h: v.float() for h, v in out.items()} for out in member_logits])
         for h, v in z.items():
             if h not in result:
                 result[h] = torch.full((len(dataset), v.shape[1]), float("nan"))

@@ -24,6 +24,7 @@ def _cache_arguments(s) -> None:
     s.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: compute rows i::n only")
     s.add_argument("--merge", nargs="+", help="merge these shard files into --out instead")
     s.add_argument("--out", required=True)
+    s.add_argument("--precision", default="auto", help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
 
 
 PLUGIN = TaskPlugin(

@@ -20,6 +20,7 @@ import torch
 
 from modalbridge.core.engine import load_module_checkpoint
 from modalbridge.core.errors import DataError
+from modalbridge.core.precision import autocast
 from modalbridge.core.report import save_figure
 from modalbridge.datasets.boxes import VideoLayout, read_box_annotations, read_layouts
 from modalbridge.datasets.layouts import ACTION_GENOME, SSV2, LayoutClips, collate_layouts
@@ -56,7 +57,7 @@ def read_video_boxes(path: str | Path, video_id: str, size: tuple[int, int]) -> 
 
 @torch.no_grad()
 def recognize_layouts(video: str | Path, ckpt: str | Path, *, boxes: str | Path | None = None, top_k: int = 5,
-                      picture: str | Path | None = None) -> dict[str, list[tuple[str, float]]]:
+                      picture: str | Path | None = None, precision: str = "auto") -> dict[str, list[tuple[str, float]]]:
     """Top-k ``(label, probability)`` per output of a layout/fusion checkpoint; optionally draws ``picture``."""
     module, data = load_module_checkpoint(str(ckpt), LayoutModule)
     hp: dict[str, Any] = data.get("hparams", {})
@@ -71,10 +72,12 @@ def recognize_layouts(video: str | Path, ckpt: str | Path, *, boxes: str | Path 
                      appearance_stride=hp.get("appearance_stride", 2), size=hp.get("size", 112),
                      video_path=lambda _id: video)
     batch = collate_layouts([ds[0]])
-    outputs = module(batch)
+    with autocast(precision, "cpu"):
+        outputs = module(batch)
     names = (data.get("class_names") or {}).get("action")
     result = {}
     for head, logits in outputs.items():
+        logits = logits.float()
         probs = logits.sigmoid()[0] if module.multilabel else logits.softmax(-1)[0]
         p, idx = probs.topk(min(top_k, probs.numel()))
         labels = names or [str(i) for i in range(probs.numel())]

@@ -130,6 +130,7 @@ class LayoutModule(ClassifierModule):
         return self.model(batch)
 
     def _head_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # fp32 losses under bf16 autocast
         if self.multilabel:
             return F.binary_cross_entropy_with_logits(logits, target.float())
         return F.cross_entropy(logits, target)
@@ -169,5 +170,5 @@ class LayoutModule(ClassifierModule):
 
     def predict_step(self, batch, batch_idx):
         outputs = self(batch)
-        probs = {h: (o.sigmoid() if self.multilabel else o.softmax(-1)) for h, o in outputs.items()}
+        probs = {h: (o.float().sigmoid() if self.multilabel else o.float().softmax(-1)) for h, o in outputs.items()}
         return {"index": batch["index"], **probs}
