@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from modalbridge.nn.autocast import cpu_bf16_autocast
+
 
 def encoder(hidden: int, layers: int, heads: int, ffn_mult: int = 4, dropout: float = 0.1,
             activation: str = "gelu", eps: float = 1e-12) -> nn.TransformerEncoder:
@@ -76,6 +78,11 @@ class FusionHead(ClassificationHead):
         super().__init__(hidden, classes, in_dim=2 * hidden, eps=eps)
 
 
+def _seq_first_layout(x: torch.Tensor) -> torch.Tensor:
+    """``(B, N, H)`` with the same values, stored as a contiguous ``(N, B, H)``."""
+    return x.transpose(0, 1).contiguous().transpose(0, 1)
+
+
 class _Residual(nn.Module):
     """``LayerNorm(x + Dropout(f(x, ...)))`` around an attention or feed-forward sublayer."""
 
@@ -87,8 +94,15 @@ class _Residual(nn.Module):
 
     def forward(self, x: torch.Tensor, *context, **kwargs) -> torch.Tensor:
         if isinstance(self.sublayer, nn.MultiheadAttention):
-            kv = context[0] if context else x
-            y = self.sublayer(x, kv, kv, need_weights=False, **kwargs)[0]
+            q = kv = x
+            if context:
+                kv = context[0]
+            if x.device.type == "cpu" and cpu_bf16_autocast():
+                # batch-first MHA transposes its inputs to (N, B, H); laid out that way in memory, the bf16 input
+                # projections are plain matmuls instead of batched ones over a materialised copy of the weight
+                q = _seq_first_layout(x)
+                kv = q if kv is x else _seq_first_layout(kv)
+            y = self.sublayer(q, kv, kv, need_weights=False, **kwargs)[0]
         else:
             y = self.sublayer(x)
         return self.norm(x + self.dropout(y))

@@ -28,6 +28,12 @@ name               architecture                                           D     
 for every backbone above. ``load_pretrained`` also reads checkpoints of Hara et al.'s
 ``3D-ResNets-PyTorch`` (e.g. ``r3d50_KMS_200ep.pth``), converting their key names with
 :func:`convert_hara_r3d_state_dict`.
+
+Under CPU bf16 autocast (``precision: bf16-mixed``) two layouts change, fp32 runs are untouched: a 3D ResNet
+gets its clip channels-last (oneDNN's bf16 convolutions work in NDHWC and otherwise reorder every input and
+output), and Swin's window attention keeps its attention logits in bf16 (torchvision adds the fp32
+relative-position bias and shift mask to them, which turns every windows x heads x N x N matrix into fp32 and
+back) — ``modalbridge bench precision`` measures both.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from torchvision.models.video import resnet as tv_resnet
 from torchvision.models.video import swin_transformer as tv_swin
 
 from modalbridge.core.weights import load_state_dict, strip_prefixes
+from modalbridge.nn.autocast import cpu_bf16_autocast
 
 
 class VideoBackbone(nn.Module):
@@ -56,11 +63,19 @@ class VideoBackbone(nn.Module):
         self.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x)
+        return self.trunk(self._input_layout(x))
+
+    def _input_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The clip channels-last for a 3D ResNet under CPU bf16 autocast, else as is."""
+        if isinstance(self.trunk, tv_resnet.VideoResNet | _NarrowR3D) and x.device.type == "cpu" \
+                and cpu_bf16_autocast():
+            return x.contiguous(memory_format=torch.channels_last_3d)
+        return x
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map before global pooling: ``(B, 3, T, H, W) -> (B, out_dim, t, h, w)``."""
         trunk = self.trunk
+        x = self._input_layout(x)
         if isinstance(trunk, tv_resnet.VideoResNet):
             x = trunk.stem(x)
             return trunk.layer4(trunk.layer3(trunk.layer2(trunk.layer1(x))))
@@ -87,10 +102,31 @@ class VideoBackbone(nn.Module):
         return list(result.missing_keys), list(result.unexpected_keys)
 
 
+class _WindowAttention3d(tv_swin.ShiftedWindowAttention3d):
+    """torchvision's shifted-window attention (same parameters and state-dict keys); under CPU bf16 autocast
+    its input and relative-position bias are cast to bf16, so the shift mask (built from the input's dtype),
+    the attention logits and the softmax stay bf16 instead of being promoted to fp32 by the fp32 bias."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and cpu_bf16_autocast():
+            x = x.to(torch.bfloat16)
+        return super().forward(x)
+
+    def get_relative_position_bias(self, window_size: list[int]) -> torch.Tensor:
+        bias = super().get_relative_position_bias(window_size)
+        return bias.to(torch.bfloat16) if bias.device.type == "cpu" and cpu_bf16_autocast() else bias
+
+
+def _swin_block(*args, attn_layer: Callable | None = None, **kwargs) -> nn.Module:
+    """torchvision's Swin block with :class:`_WindowAttention3d` (torchvision passes its own ``attn_layer``)."""
+    return tv_swin.SwinTransformerBlock(*args, attn_layer=_WindowAttention3d, **kwargs)
+
+
 def _swin(embed_dim: int, depths: list[int], heads: list[int], window: list[int], drop_path: float) -> nn.Module:
     model = tv_swin.SwinTransformer3d(
         patch_size=[2, 4, 4], embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=window,
         stochastic_depth_prob=drop_path, num_classes=1,
+        block=_swin_block,
     )
     model.head = nn.Identity()
     return model

@@ -17,6 +17,7 @@ PLUGIN = TaskPlugin(
         DatasetEntry("action-genome", prepare="modalbridge.datasets.cli:prepare_action_genome",
                      doc="Action Genome pickles + Charades CSVs (prepare: unified layout JSON; --allow-pickle)"),
     ),
-    benchmarks={"layouts": "modalbridge.tasks.layouts.bench:run"},
+    benchmarks={"layouts": "modalbridge.tasks.layouts.bench:run",
+                "precision": "modalbridge.tasks.layouts.bench_precision:run"},
     recognizers={"LayoutModule": "modalbridge.tasks.layouts.infer:recognize_layouts"},
 )
