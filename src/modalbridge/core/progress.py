@@ -30,6 +30,11 @@ def _mode() -> str:
     return "bar" if sys.stderr.isatty() and not os.environ.get("CI") else "lines"
 
 
+def _plural(unit: str) -> str:
+    """``batch`` → ``batches``, ``video`` → ``videos``."""
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def progress(items: Iterable[T], desc: str, *, total: int | None = None, unit: str = "it",
              min_items: int = 0) -> Iterator[T]:
     """Yield ``items`` while showing progress on stderr (see the module docstring); loops known to hold
@@ -57,5 +62,5 @@ def progress(items: Iterable[T], desc: str, *, total: int | None = None, unit: s
         if done % every == 0 or done == total:
             elapsed = time.perf_counter() - started
             of = f"/{total}" if total else ""
-            print(f"{desc}: {done}{of} {unit}s ({elapsed:.0f} s, {done / max(elapsed, 1e-9):.1f} {unit}/s)",
+            print(f"{desc}: {done}{of} {_plural(unit)} ({elapsed:.0f} s, {done / max(elapsed, 1e-9):.1f} {unit}/s)",
                   file=sys.stderr, flush=True)
