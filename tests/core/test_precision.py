@@ -63,13 +63,16 @@ def toy_plugin(monkeypatch):
 
 
 def test_fit_in_bf16_keeps_fp32_weights_and_reports_the_precision(toy_plugin, tmp_path):
-    """A bf16-mixed fit through the CLI: the parameters, checkpoint and safetensors are fp32, the metrics are
-    finite, and the report names the precision."""
+    """A bf16-mixed fit through the CLI with gradient clipping (the engine clips its fused AdamW itself: Lightning's
+    mixed-precision plugin refuses to): the parameters, checkpoint and safetensors are fp32, and the report names
+    the precision."""
     run = tmp_path / "run"
     assert main(["fit", "--config", str(CONFIGS / "regression.yaml"), "--trainer.default_root_dir", str(run),
                  "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "2",
-                 "--trainer.precision", "bf16-mixed"]) == 0
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+                 "--trainer.precision", "bf16-mixed", "--trainer.gradient_clip_val", "0.5"]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["fused"] is True
+    state = ckpt["state_dict"]
     assert state and all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
     weights = load_file(str(run / "weights.safetensors"))
     assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())

@@ -227,6 +227,20 @@ class TaskModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _SCHEDULE_FNS[self.schedule](total, warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's mixed-precision plugin refuses to clip the gradients of a fused optimiser (it assumes one
+        that unscales fp16 gradients itself). Without a gradient scaler (bf16-mixed) the gradients are already
+        true gradients, so a fused optimiser's are clipped here directly; everything else goes to Lightning."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if gradient_clip_val and optimizer.defaults.get("fused") and scaler is None:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     # -- training ------------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int):
         self._count_skips(batch)
