@@ -421,8 +421,8 @@ def _write(cfg: DemoConfig, out: Path, per_seed: list[dict], text: dict | None, 
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     long_note = ("" if cfg.epochs >= DemoConfig.long().epochs else
                  "<p>A claim marked <i>within noise</i> or <i>does not hold</i> here is re-measured by "
-                 "<code>modalbridge demo --long</code> (the GPU study's recipe: 8 views, 120 epochs; about 45 min "
-                 "per seed on 2 CPU cores, docs/distill.md).</p>")
+                 "<code>modalbridge demo --long</code> (the GPU study's recipe: 8 views, 120 epochs; 21 min for 3 "
+                 "seeds on 2 CPU cores in bf16, where both claims held in every seed: docs/distill.md).</p>")
     teachers = ", ".join(f"{m}: {cfg.teacher_backbones.get(m, cfg.backbone) if m != 'rgb' else cfg.backbone}"
                          for m in MODALITIES)
     seeds_dirs = "".join(f'<li>seed {s}: <code>seed{s}/</code> (checkpoints of every model)</li>' for s in cfg.seeds)
