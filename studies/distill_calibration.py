@@ -29,15 +29,15 @@ import time
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader
 
 from modalbridge.core.classifier import ModalityClassifierModule
-from modalbridge.core.data import SeededDataModule, collate_skipping
 from modalbridge.core.registry import list_models, register_model
 from modalbridge.core.trainer import Trainer
 from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.nn.distillation import calibration_weights
 from modalbridge.tasks.distill.module import DistillModule, EnsembleModule, Teacher, teacher_errors
+from modalbridge.tasks.distill.views import DecodedViews, ViewsDataModule, decode_views
 
 MODALITIES = ("rgb", "flow", "audio")
 HEADS = ("verb", "noun")
@@ -63,50 +63,6 @@ if "pixel_mlp" not in list_models():
     register_model("pixel_mlp", task="studies")(lambda heads=None, frames=8, weights=None: PixelMLP(heads, frames=frames))
 
 
-def decode(dm: EpicKitchensDataModule, dataset, indices: list[int]) -> dict[str, torch.Tensor]:
-    """Samples ``indices`` of ``dataset`` stacked per key (media as float16 to halve the memory)."""
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in (*MODALITIES, *HEADS)}
-    loader = DataLoader(Subset(dataset, indices), batch_size=32, num_workers=dm.num_workers,
-                        collate_fn=collate_skipping)
-    for batch in loader:
-        for k in out:
-            out[k].append(batch[k].half() if k in MODALITIES else batch[k])
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-class Views(Dataset):
-    """Pre-decoded views: item ``epoch * n + i`` (the seeded loader's epoch encoding) is clip ``i`` of view
-    ``epoch mod V``, with the ensemble's logits of that view as ``teacher/<head>`` when given."""
-
-    epoch_indexed = True
-
-    def __init__(self, views: list[dict[str, torch.Tensor]], teacher: list[dict[str, torch.Tensor]] | None = None):
-        self.views, self.teacher, self.n = views, teacher, len(views[0]["verb"])
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        epoch, index = divmod(int(i), self.n)
-        view = self.views[epoch % len(self.views)]
-        item = {m: view[m][index].float() for m in MODALITIES if m in view}
-        item.update({h: view[h][index] for h in HEADS}, index=index)
-        if self.teacher is not None:
-            item.update({f"teacher/{h}": z[index] for h, z in self.teacher[epoch % len(self.views)].items()})
-        return item
-
-
-class ViewsData(SeededDataModule):
-    """Training views (shuffled by the seeded epoch sampler) and one evaluation set, as a data module."""
-
-    def __init__(self, heads: dict[str, int], train: Views | None, evaluate: Views, *, batch_size: int, seed: int):
-        super().__init__(batch_size=batch_size, num_workers=0, seed=seed)
-        self.heads, self.train_set, self.val_set = heads, train, evaluate
-
-    def setup(self, stage: str | None = None) -> None:  # both sets are given
-        pass
-
-
 def trainer(epochs: int, device: str, *, validate_each_epoch: bool = False, precision: str = "32-true") -> L.Trainer:
     """The library's recipe around the modules' AdamW + warm-up/decay: gradient clipping 5, no checkpoints
     (training runs skip the per-epoch validation: the study scores each model once, at the end)."""
@@ -117,10 +73,10 @@ def trainer(epochs: int, device: str, *, validate_each_epoch: bool = False, prec
                      num_sanity_val_steps=0, reload_dataloaders_every_n_epochs=1)
 
 
-def evaluate(module: L.LightningModule, heads: dict[str, int], data: dict[str, torch.Tensor], device: str
+def evaluate(module: L.LightningModule, source: EpicKitchensDataModule, data: dict[str, torch.Tensor], device: str
              ) -> dict[str, float]:
     """The engine's validation metrics of ``module`` on one decoded set."""
-    dm = ViewsData(heads, None, Views([data]), batch_size=64, seed=0)
+    dm = ViewsDataModule(source, None, DecodedViews([data]), batch_size=64, seed=0)
     trainer(1, device, validate_each_epoch=True).validate(module, datamodule=dm, verbose=False)
     return {k.partition("/")[2]: v for k, v in module.last_eval_metrics.items()}
 
@@ -173,11 +129,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                 num_workers=0 if args.quick else args.workers, seed=args.seed, holdout=60)
     dm.setup("fit")
     n = 16 if args.quick else len(dm.train_set)
-    views = [decode(dm, dm.train_set, [e * len(dm.train_set) + i for i in range(n)]) for e in range(args.views)]
+    keys = (*MODALITIES, *HEADS)
+    views = decode_views(dm.train_set, keys=keys, views=args.views, clips=n, num_workers=dm.num_workers)
     holdout_set = dm.make_dataset("train", train=False, part="holdout")
-    holdout = decode(dm, holdout_set, list(range(min(len(holdout_set), 16 if args.quick else 10**9))))
+    holdout = decode_views(holdout_set, keys=keys, clips=16 if args.quick else None, num_workers=dm.num_workers)[0]
     val_set = dm.val_set
-    val = decode(dm, val_set, list(range(min(len(val_set), 16 if args.quick else 10**9))))
+    val = decode_views(val_set, keys=keys, clips=16 if args.quick else None, num_workers=dm.num_workers)[0]
     print(f"decoded {args.views} view(s) of {n} clips, {len(holdout['verb'])} held-out, {len(val['verb'])} "
           f"validation in {time.time() - t0:.0f} s", flush=True)
     # the decoded views live on the training device (a few hundred MB at 64 px): no host→device copy per step
@@ -192,17 +149,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows: list[dict] = []
 
     def record(name: str, module: L.LightningModule, fitted_on: str | None = None) -> None:
-        rows.append({"model": name, **scores(evaluate(module, heads, val, args.device))})
+        rows.append({"model": name, **scores(evaluate(module, dm, val, args.device))})
         print(f"  {name}: action {rows[-1]['action']:.1f} ECE {rows[-1]['action ECE']:.1f} "
               f"({time.time() - t0:.0f} s)", flush=True)
         if fitted_on is not None:  # how far it fits its (noisy) training labels: the first view, as trained on
-            rows[-1]["train action"] = scores(evaluate(module, heads, views[0], args.device))["action"]
+            rows[-1]["train action"] = scores(evaluate(module, dm, views[0], args.device))["action"]
         if args.json_out:
             with open(args.json_out, "a") as f:
                 f.write(json.dumps({**rows[-1], "args": vars(args), "seconds": round(time.time() - t0)}) + "\n")
 
     def fit(module: L.LightningModule, epochs: int, seed: int, teacher=None) -> L.LightningModule:
-        dm_views = ViewsData(heads, Views(views, teacher), Views([val]), batch_size=args.batch_size, seed=seed)
+        dm_views = ViewsDataModule(dm, DecodedViews(views, teacher), DecodedViews([val]), batch_size=args.batch_size,
+                                   seed=seed)
         trainer(epochs, args.device, precision=args.precision).fit(module, datamodule=dm_views)
         return module.eval()
 
@@ -214,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         members[m] = fit(module, epochs[m], args.seed)
         record(f"{m} ({kind[m]}, {epochs[m]} ep)", members[m], fitted_on=m)
     teachers = [Teacher(members[m], m, m) for m in MODALITIES]
-    held_out = DataLoader(Views([holdout]), batch_size=64)
+    held_out = DataLoader(DecodedViews([holdout]), batch_size=64)
     errors = teacher_errors(teachers, held_out, list(HEADS))  # held-out CE per member and head (the card's e_m)
     for gamma in args.gammas:
         ensemble = EnsembleModule(teachers, {h: calibration_weights(e, gamma) for h, e in errors.items()})
