@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from scipy import stats
 
-__all__ = ["bootstrap_indices", "paired_bootstrap", "seed_interval"]
+__all__ = ["bootstrap_indices", "paired_bootstrap", "seed_interval", "standard_error", "welch_t_test"]
 
 
 def bootstrap_indices(n: int, resamples: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -66,3 +66,27 @@ def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (len(x) - 1))
     half = float(stats.t.ppf(1 - (1 - level) / 2, len(x) - 1)) * sd / math.sqrt(len(x))
     return mean, mean - half, mean + half
+
+
+def standard_error(values) -> float:
+    """Standard error of the mean of per-sample values, ``std(ddof=1) / √n`` (the "±" of a mean over
+    evaluation samples); ``nan`` for fewer than two values. ``values``: any 1-D sequence, array or tensor.
+
+    >>> round(standard_error([1.0, 2.0, 3.0, 4.0]), 4)  # sd 1.2910 / √4
+    0.6455
+    """
+    x = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if x.numel() < 2:
+        return float("nan")
+    return float(x.std(correction=1) / math.sqrt(x.numel()))
+
+
+def welch_t_test(a, b) -> tuple[float, float]:
+    """``(t, p)`` of Welch's two-sample t-test (unequal variances, two-sided) between the per-sample values of
+    two systems, ``t > 0`` when ``a`` has the larger mean. Unpaired: it does not assume the samples align."""
+    x = torch.as_tensor(a, dtype=torch.float64).flatten().cpu().numpy()
+    y = torch.as_tensor(b, dtype=torch.float64).flatten().cpu().numpy()
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"welch_t_test needs at least two values per system, got {len(x)} and {len(y)}")
+    result = stats.ttest_ind(x, y, equal_var=False)
+    return float(result.statistic), float(result.pvalue)

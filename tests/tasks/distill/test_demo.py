@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from modalbridge.core.claims import Claim, claim_table_text
 from modalbridge.tasks.distill import demo
-from modalbridge.tasks.distill.demo import ENSEMBLE, KD, RGB, Claim, claim_table_text, claims, run_demo
+from modalbridge.tasks.distill.demo import ENSEMBLE, KD, RGB, claims, run_demo
 
 TESTS = Path(__file__).resolve().parents[2]
 if str(TESTS) not in sys.path:
@@ -49,9 +50,9 @@ def test_claims_measure_the_gain_and_the_ece_gap_with_intervals():
         kd = ce | (torch.rand(200, generator=g) < 0.15)  # the student adds right answers: gain ≈ +10 points
         per_seed.append(_seed(kd, ce, rgb_conf=0.9, ens_conf=0.35))  # RGB over-confident, ensemble near its 30 %
     accuracy, calibration = claims(per_seed, resamples=300)
-    assert 5 < accuracy.mean < 15 and accuracy.clips[0] > 0 and accuracy.seeds[0] > 0
+    assert 5 < accuracy.mean < 15 and accuracy.items[0] > 0 and accuracy.seeds[0] > 0
     assert accuracy.verdict == "holds"
-    assert calibration.mean > 40 and calibration.clips[0] > 0 and calibration.verdict == "holds"
+    assert calibration.mean > 40 and calibration.items[0] > 0 and calibration.verdict == "holds"
     table = claim_table_text([accuracy, calibration])
     assert "holds" in table and "95% CI, clips" in table
 

@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from modalbridge.core.claims import Claim, claim_table_text, measure_claim
 from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.paths import runs_dir
 from modalbridge.core.precision import describe_precision
@@ -48,7 +49,7 @@ from modalbridge.datasets.datamodules import EpicKitchensDataModule
 from modalbridge.io.video import read_frames
 from modalbridge.metrics import reliability_bins
 from modalbridge.metrics.calibration import expected_calibration_error
-from modalbridge.metrics.uncertainty import paired_bootstrap, seed_interval
+from modalbridge.metrics.uncertainty import seed_interval
 from modalbridge.tasks.distill.compute import compute_table
 from modalbridge.tasks.distill.module import (
     DistillModule,
@@ -212,32 +213,6 @@ def _language_teacher(cfg: DemoConfig, seed: int, out: Path) -> dict[str, Any]:
 
 
 # -- claims ------------------------------------------------------------------------------------------------------
-@dataclass
-class Claim:
-    name: str
-    thesis: str
-    mean: float  # points; > 0 means the claim's direction
-    clips: tuple[float, float]  # 95 % paired bootstrap over validation clips
-    seeds: tuple[float, float]  # 95 % Student's t over seeds (nan for one seed)
-    per_seed: list[float]
-
-    @property
-    def verdict(self) -> str:
-        lows = [v for v in (self.clips[0], self.seeds[0]) if v == v]
-        if self.mean <= 0:
-            return "does not hold"
-        if all(v > 0 for v in lows):
-            return "holds"
-        return "holds on average, within noise"
-
-    def row(self) -> dict[str, Any]:
-        def interval(v):
-            return "—" if v[0] != v[0] else f"[{v[0]:+.1f}, {v[1]:+.1f}]"
-        return {"claim": self.name, "thesis": self.thesis, "mean (points)": f"{self.mean:+.1f}",
-                "95% CI, clips (bootstrap)": interval(self.clips), "95% CI, seeds (t)": interval(self.seeds),
-                "per seed": ", ".join(f"{v:+.1f}" for v in self.per_seed), "verdict": self.verdict}
-
-
 def claims(per_seed: list[dict[str, Any]], resamples: int) -> list[Claim]:
     """The two claims, measured on the same validation clips for every seed (paired)."""
     rows = [s["eval"] for s in per_seed]
@@ -245,9 +220,9 @@ def claims(per_seed: list[dict[str, Any]], resamples: int) -> list[Claim]:
     ce_hit = torch.stack([action_confidence(r[RGB]["rows"])[1] for r in rows]).double()
     gain = (kd_hit - ce_hit).mean(0) * 100  # (N,) seed-mean gain per clip
 
-    accuracy = Claim("distilled student > CE-only student (action top-1)", "Table 7.2: +1 to +5 points",
-                     *_intervals(lambda idx: gain[idx].mean(-1), len(gain), resamples,
-                                 [float(v) for v in (kd_hit - ce_hit).mean(1) * 100]))
+    accuracy = measure_claim("distilled student > CE-only student (action top-1)", "Table 7.2: +1 to +5 points",
+                             lambda idx: gain[idx].mean(-1), len(gain),
+                             [float(v) for v in (kd_hit - ce_hit).mean(1) * 100], resamples=resamples)
     conf = {m: [action_confidence(r[m]["rows"]) for r in rows] for m in (RGB, ENSEMBLE)}
 
     def ece_gap(idx: torch.Tensor) -> float:  # mean over seeds of ECE(RGB) − ECE(ensemble) on the clips idx
@@ -258,25 +233,10 @@ def claims(per_seed: list[dict[str, Any]], resamples: int) -> list[Claim]:
 
     n = len(gain)
     per_seed_gap = [r[RGB]["metrics"]["action_ece"] - r[ENSEMBLE]["metrics"]["action_ece"] for r in rows]
-    calibration = Claim("calibrated ensemble ECE < RGB model ECE (action)", "Table 7.1: ensemble 2–10 vs RGB 17–27",
-                        *_intervals(ece_gap, n, resamples, per_seed_gap))  # ECE is not vectorised: one call per resample
+    calibration = measure_claim("calibrated ensemble ECE < RGB model ECE (action)",
+                                "Table 7.1: ensemble 2–10 vs RGB 17–27", ece_gap, n, per_seed_gap,
+                                resamples=resamples)  # ECE is not vectorised: one call per resample
     return [accuracy, calibration]
-
-
-def _intervals(statistic, n: int, resamples: int, per_seed: list[float]) -> tuple:
-    estimate, low, high = paired_bootstrap(statistic, n, resamples=resamples)
-    _, s_low, s_high = seed_interval(per_seed)
-    return estimate, (low, high), (s_low, s_high), per_seed
-
-
-def claim_table_text(items: list[Claim]) -> str:
-    """The claim table as plain text (printed at the end of the demo)."""
-    rows = [c.row() for c in items]
-    cols = ["claim", "mean (points)", "95% CI, clips (bootstrap)", "95% CI, seeds (t)", "verdict"]
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-    lines = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
-    lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
 
 
 # -- run ---------------------------------------------------------------------------------------------------------
