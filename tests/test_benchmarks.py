@@ -33,3 +33,13 @@ def test_media_cache_ratio_runs_and_restores_the_budget(tmp_path):
     assert result["cached"] > 0 and result["cache_mb"] > 0 and math.isfinite(result["ratio_cached_over_uncached"])
     assert not MEDIA_CACHE.enabled
     MEDIA_CACHE.clear()
+
+
+def test_scenes_bench_decodes_batched_and_alone_identically_and_times_training(monkeypatch):
+    bench = _load("scenes")
+    monkeypatch.setattr(bench, "interleaved_ms", lambda fns, repeats, warmup=1: {
+        name: {"median_ms": 1.0 + i, "samples_ms": [1.0 + i]} for i, name in enumerate(fns)})  # no timing, just paths
+    model = bench.create_model("sr_bert_discrete", bert_config=bench.TINY_BERT)
+    result = bench.decoding(model, bench._batch(3, train=False), repeats=1)
+    assert result["identical_placements"] and result["strategies"]["hc-beam"]["passes_per_scene"] > 1
+    assert bench.training(model, bench._batch(3, train=True), repeats=1)["32-true_steps_per_s"] > 0

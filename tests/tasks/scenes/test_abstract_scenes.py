@@ -37,7 +37,8 @@ def sentences_text(file_no: int, scenes: range = range(6), *, blank: bool = True
     """Two sentences per scene (the second of file 2 ends in "!"); a blank line after each scene."""
     lines = []
     for i in scenes:
-        lines += [f"{i}\t0\tMike is Next to Jenny  ", f"{i}\t1\tThe sun is in the sky{'!' if file_no == 2 else ''}"]
+        ending = "!" if file_no == 2 else ""
+        lines += [f"{i}\t0\tMike is Next to Jenny  ", f"{i}\t1\tThe sun is in the sky{ending}"]
         if blank:
             lines.append("")
     return "\n".join(lines) + "\n"
@@ -50,10 +51,13 @@ def tuples_text(file_no: int, scenes: range = range(6)) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_release(root: Path, *, scenes: str | None = None, sentences: tuple[str | None, str | None] = (None, None),
-                 tuples: tuple[str | None, str | None] = (None, None), pngs: list[str] | None = None) -> Path:
-    """``root/AbstractScenes_v1.1/`` with the default fixture unless a file's text is given; ``pngs``: names of
-    (tiny, blank) images to write into ``Pngs/`` (none: no Pngs folder)."""
+Texts = tuple[str | None, str | None]
+
+
+def make_release(root: Path, *, scenes: str | None = None, sentences: Texts = (None, None),
+                 tuples: Texts = (None, None), pngs: list[str] | None = None) -> Path:
+    """``root/AbstractScenes_v1.1/`` with the default fixture unless a file's text is given; ``pngs``: names
+    of (empty) images to write into ``Pngs/`` (none: no Pngs folder)."""
     release = root / A.RELEASE_DIR
     files = {A.SCENES_FILE: scenes if scenes is not None else scenes_text()}
     for k in range(2):
@@ -91,8 +95,10 @@ def test_reads_scenes_sentences_and_tuples(tmp_path):
     assert (first.ordinal, first.line) == (0, 2)
     assert first.elements[2] == A.RawElement("hb1_7s.png", 3, 7, 180, 290, 0, 1)
     assert release.scenes[3].elements[1].x == -12  # off-canvas coordinates are data, not errors
-    assert release.sentences[0] == {"0_file1": ["mike is next to jenny."], "1_file1": ["the sun is in the sky."],
-                                    "0_file2": ["mike is next to jenny."], "1_file2": ["the sun is in the sky!"]}
+    assert release.sentences[0] == {"0_file1": ["mike is next to jenny."],
+                                    "1_file1": ["the sun is in the sky."],
+                                    "0_file2": ["mike is next to jenny."],
+                                    "1_file2": ["the sun is in the sky!"]}
     assert release.relations[5]["0_file2"] == ["mike=is next to=jenny"]
 
 
@@ -144,7 +150,8 @@ def test_header_object_count_disagreeing_with_its_object_lines(tmp_path):
 def test_sentence_scene_index_out_of_range(tmp_path):
     text = sentences_text(1) + "6\t0\tMike is sad.\n\n"  # the scenes file has scenes 0..5
     make_release(tmp_path, sentences=(text, None))
-    with pytest.raises(DataError, match=r"scene index 6 out of range: Scenes_10020.txt has 6 scenes \(0..5\)") as info:
+    message = r"scene index 6 out of range: Scenes_10020.txt has 6 scenes \(0..5\)"
+    with pytest.raises(DataError, match=message) as info:
         A.read_release(tmp_path)
     assert_names(info.value, "SimpleSentences1_10020.txt", text.count("\n") - 1, "scene_idx")
 
@@ -178,15 +185,17 @@ def test_blank_and_non_numeric_lines_are_skipped(tmp_path):
     text = "scene\tsentence\ttext\n\n" + sentences_text(1)
     make_release(tmp_path, sentences=(text, None))
     release = A.read_release(tmp_path)
-    assert release.counts["skipped lines"] == 1 and release.sentences[0]["0_file1"] == ["mike is next to jenny."]
+    assert release.counts["skipped lines"] == 1
+    assert release.sentences[0]["0_file1"] == ["mike is next to jenny."]
 
 
 def test_empty_scene_and_scene_without_sentences_are_dropped_and_counted(tmp_path):
     scenes = [*SCENES[:2], (0, []), *SCENES[3:]]
     make_release(tmp_path, scenes=scenes_text(scenes),
-                 sentences=(sentences_text(1, range(5)), sentences_text(2, range(5))))  # scene 5: no sentences
+                 sentences=(sentences_text(1, range(5)), sentences_text(2, range(5))))  # 5: no sentences
     written, summary = A.prepare_abstract_scenes(tmp_path, tmp_path / "out")
-    assert (summary.scenes_read, summary.kept, summary.dropped_empty, summary.dropped_without_sentences) == (6, 4, 1, 1)
+    counts = (summary.scenes_read, summary.kept, summary.dropped_empty, summary.dropped_without_sentences)
+    assert counts == (6, 4, 1, 1)
     assert "dropped 1 empty and 1 without sentences" in str(summary)
     assert json.loads(written["summary"].read_text())["dropped_empty"] == 1
     test = json.loads(written["test_dataset"].read_text())
@@ -204,12 +213,14 @@ def test_prepare_writes_the_processed_format(tmp_path):
     scene = train[0]
     assert scene["index"] == 0
     assert scene["elements"][0] == {"visual_name": "s_3s.png", "x": 60, "y": 50, "z": 0, "flip": 0}
-    assert [e["visual_name"] for e in scene["elements"]] == ["s_3s.png", "hb0_0s.png", "hb1_7s.png"]  # file order
+    names = [e["visual_name"] for e in scene["elements"]]
+    assert names == ["s_3s.png", "hb0_0s.png", "hb1_7s.png"]  # file order
     assert list(scene["sentences"]) == ["0_file1", "1_file1", "0_file2", "1_file2"]
     assert scene["sentences"]["1_file2"] == ["the sun is in the sky!"]
     assert scene["relations"]["0_file1"] == ["mike=is next to=jenny"]
-    for name in ("val_dataset", "test_dataset", "test_ood_default", "test_ood_ood", "test_ood_id", "train_filtered",
-                 "val_filtered", "test_explicit_0-25", "test_explicit_75-100", "tan/train_dataset",
+    for name in ("val_dataset", "test_dataset", "test_ood_default", "test_ood_ood", "test_ood_id",
+                 "train_filtered", "val_filtered", "test_explicit_0-25", "test_explicit_75-100",
+                 "tan/train_dataset",
                  "tan/test_dataset", "visual_dicts/visual2index", "visual_dicts/index2pose_hb1"):
         assert result[name].is_file(), name
 
@@ -232,7 +243,8 @@ def test_split_is_8_1_1_per_set_on_the_world(tmp_path):
     splits = {name: A.read_processed(tmp_path / "processed" / f"{name}_dataset.json") for name in A.SPLITS}
     per_set = {(name, s["index"]) for name, scenes in splits.items() for s in scenes}
     assert len(per_set) == 12  # every set is in every split
-    counts = {name: [sum(s["index"] == k for s in scenes) for k in range(4)] for name, scenes in splits.items()}
+    counts = {name: [sum(s["index"] == k for s in scenes) for k in range(4)]
+              for name, scenes in splits.items()}
     # set 0 holds the empty scene (3), set 1 the scene without sentences (14)
     assert counts == {"train": [7, 7, 8, 8], "val": [1] * 4, "test": [1] * 4}
     assert [s["scene_idx"] for s in splits["test"]] == [9, 19, 29, 39]
@@ -241,7 +253,8 @@ def test_split_is_8_1_1_per_set_on_the_world(tmp_path):
 
 
 def _scene(index: int, relations: dict[str, str]) -> dict:
-    return {"index": index, "scene_idx": index, "elements": [{"visual_name": "a_0s.png", "x": 1, "y": 1, "flip": 0}],
+    element = {"visual_name": "a_0s.png", "x": 1, "y": 1, "flip": 0}
+    return {"index": index, "scene_idx": index, "elements": [element],
             "sentences": {k: [f"sentence {k}."] for k in relations},
             "relations": {k: r.split("|") for k, r in relations.items()}}
 
@@ -250,7 +263,8 @@ def test_ood_subsets_follow_the_reference_definition():
     train = [_scene(0, {"0_file1": "mike=is near=jenny", "1_file1": "sun=is in=sky|dog=is=happy"}),
              _scene(1, {"0_file1": "dog=is under=tree", "1_file1": "mike=is=sad"})]
     val = [_scene(2, {"0_file1": "dog=is under=tree", "1_file1": "owl=is on=tree"})]
-    unseen2 = _scene(3, {"0_file1": "mike=is near=jenny", "1_file1": "owl=is on=tree", "2_file1": "cat=is=sad",
+    unseen2 = _scene(3, {"0_file1": "mike=is near=jenny", "1_file1": "owl=is on=tree",
+                         "2_file1": "cat=is=sad",
                          "0_file2": "sun=is in=sky"})  # "sun=is in=sky" alone ≠ the joined pair seen in train
     unseen1 = _scene(4, {"0_file1": "dog=is under=tree", "1_file1": "bear=is=big"})
     out = A.ood_subsets(train, val, [unseen2, unseen1])
@@ -258,7 +272,7 @@ def test_ood_subsets_follow_the_reference_definition():
     assert list(out["test_ood_ood"][0]["sentences"]) == ["1_file1", "2_file1", "0_file2"]
     assert list(out["test_ood_id"][0]["sentences"]) == ["0_file1"]
     assert list(out["test_ood_ood"][0]["relations"]) == ["1_file1", "2_file1", "0_file2"]
-    assert out["test_ood_default"][0] is unseen2 and len(unseen2["sentences"]) == 4  # the input is not modified
+    assert out["test_ood_default"][0] is unseen2 and len(unseen2["sentences"]) == 4  # input not modified
     # filtered: train/val lose every sentence whose relation occurs in the default scenes; empty scenes go
     assert [list(s["sentences"]) for s in out["train_filtered"]] == [["1_file1"], ["0_file1", "1_file1"]]
     assert [list(s["sentences"]) for s in out["val_filtered"]] == [["0_file1"]]
@@ -267,19 +281,22 @@ def test_ood_subsets_follow_the_reference_definition():
 
 
 def test_explicit_ratio_bins():
-    scene = {"sentences": {"0_file1": ["mike is next to jenny.", "mike is sad."], "1_file1": ["jenny is happy."],
+    scene = {"sentences": {"0_file1": ["mike is next to jenny.", "mike is sad."],
+                           "1_file1": ["jenny is happy."],
                            "0_file2": ["the sun is in the sky."]}}
     assert A.explicit_ratio(scene) == 0.5
     bins = A.explicit_bins([scene, {"sentences": {"0_file1": ["mike is sad."]}},
                             {"sentences": {"0_file1": ["the dog is under the tree."]}}])
     assert {name: len(scenes) for name, scenes in bins.items()} == {
-        "test_explicit_0-25": 1, "test_explicit_25-50": 1, "test_explicit_50-75": 0, "test_explicit_75-100": 1}
+        "test_explicit_0-25": 1, "test_explicit_25-50": 1, "test_explicit_50-75": 0,
+        "test_explicit_75-100": 1}
 
 
 def test_tan_split_reproduces_text2scene_and_scales_down():
     full = [{"scene_idx": i} for i in range(10020) if i not in (5, 8500)]  # two dropped scenes
     split = A.tan_split(full, 10020)
-    assert len(split["test"]) == 999 and split["test"][0]["scene_idx"] == 8000 and split["test"][-1]["scene_idx"] == 8999
+    assert len(split["test"]) == 999
+    assert split["test"][0]["scene_idx"] == 8000 and split["test"][-1]["scene_idx"] == 8999
     assert len(split["train"]) == 8500 and split["train"][-1]["scene_idx"] == 9500
     assert len(split["val"]) == 10018 - 999 - 8500 and split["val"][0]["scene_idx"] == 9501
     small = A.tan_split([{"scene_idx": i} for i in range(100)], 100)

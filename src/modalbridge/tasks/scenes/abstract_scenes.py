@@ -137,7 +137,8 @@ def _record(errors: list[DataError] | None, error: DataError) -> None:
 
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
-        raise DataError("file not found" if not path.exists() else "expected a file, found a folder", path=path)
+        what = "expected a file, found a folder" if path.exists() else "file not found"
+        raise DataError(what, path=path)
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
@@ -161,8 +162,8 @@ def _int(text: str, path: Path, line: int, name: str, what: str = "an integer") 
 def _parse_object(tokens: list[str], path: Path, line: int) -> RawElement:
     """One object line (7 fields) → :class:`RawElement`; DataError naming the first bad field."""
     if len(tokens) != len(OBJECT_FIELDS):
-        raise DataError(f"expected {len(OBJECT_FIELDS)} fields <{'> <'.join(OBJECT_FIELDS)}>, got {len(tokens)}",
-                        path=path, row=line, field="object")
+        expected = f"{len(OBJECT_FIELDS)} fields <{'> <'.join(OBJECT_FIELDS)}>"
+        raise DataError(f"expected {expected}, got {len(tokens)}", path=path, row=line, field="object")
     name = tokens[0]
     if name not in V.CLIPARTS:
         raise DataError(f"unknown clip-art {name!r} (expected one of the 126 Pngs names such as hb0_14s.png)",
@@ -178,7 +179,8 @@ def _parse_object(tokens: list[str], path: Path, line: int) -> RawElement:
     return RawElement(name, type_idx, obj_idx, x, y, z, flip)
 
 
-def read_scenes(path: str | Path, *, errors: list[DataError] | None = None) -> tuple[int | None, list[RawScene]]:
+def read_scenes(path: str | Path, *,
+                errors: list[DataError] | None = None) -> tuple[int | None, list[RawScene]]:
     """``Scenes_10020.txt`` → (declared count, scenes in file order, empty ones included).
 
     Lines are classified by their field count (2 = scene header, otherwise an object line), so after a bad
@@ -204,9 +206,9 @@ def read_scenes(path: str | Path, *, errors: list[DataError] | None = None) -> t
     def close() -> None:
         if scenes and seen != expected:
             scene = scenes[-1]
-            _record(errors, DataError(f"scene {scene.ordinal} (set {scene.set_idx}) declares {expected} objects "
-                                      f"but {seen} object lines follow", path=path, row=scene.line,
-                                      field="n_objects"))
+            message = (f"scene {scene.ordinal} (set {scene.set_idx}) declares {expected} objects but {seen} "
+                       "object lines follow")
+            _record(errors, DataError(message, path=path, row=scene.line, field="n_objects"))
 
     for number, text in enumerate(lines[1:], start=2):
         tokens = text.split()
@@ -234,8 +236,8 @@ def read_scenes(path: str | Path, *, errors: list[DataError] | None = None) -> t
             _record(errors, exc)
     close()
     if declared is not None and declared != len(scenes):
-        _record(errors, DataError(f"line 1 says {declared} scenes but the file holds {len(scenes)}", path=path,
-                                  row=1, field="count"))
+        _record(errors, DataError(f"line 1 says {declared} scenes but the file holds {len(scenes)}",
+                                  path=path, row=1, field="count"))
     return declared, scenes
 
 
@@ -247,8 +249,8 @@ def normalise_sentence(text: str) -> str:
 
 def _keyed_lines(path: Path, num_scenes: int | None, errors: list[DataError] | None, counts: dict[str, int],
                  *, tabs_only: bool) -> Iterable[tuple[int, int, int, list[str]]]:
-    """Yield ``(line, scene_idx, sent_idx, rest fields)`` of a sentence/tuple file; blank and non-numeric lines
-    are skipped; scene changes without a blank line in between are counted (``missing separators``) and,
+    """Yield ``(line, scene_idx, sent_idx, rest fields)`` of a sentence/tuple file; blank and non-numeric
+    lines are skipped; scene changes without a blank line in between are counted (``missing separators``) and,
     when the file has no blank line at all, reported as one problem."""
     lines = _read_lines(path)
     blank_seen, previous, unseparated = False, None, []
@@ -270,8 +272,9 @@ def _keyed_lines(path: Path, num_scenes: int | None, errors: list[DataError] | N
             continue
         scene = int(head)
         if num_scenes is not None and not 0 <= scene < num_scenes:
-            _record(errors, DataError(f"scene index {scene} out of range: {SCENES_FILE} has {num_scenes} scenes "
-                                      f"(0..{num_scenes - 1})", path=path, row=number, field="scene_idx"))
+            message = (f"scene index {scene} out of range: {SCENES_FILE} has {num_scenes} scenes "
+                       f"(0..{num_scenes - 1})")
+            _record(errors, DataError(message, path=path, row=number, field="scene_idx"))
             continue
         try:
             sent = _int(parts[1].strip(), path, number, "sent_idx")
@@ -284,10 +287,10 @@ def _keyed_lines(path: Path, num_scenes: int | None, errors: list[DataError] | N
         yield number, scene, sent, parts[2:]
     if unseparated and not any(not raw.strip() for raw in lines):
         number, before, after = unseparated[0]
-        _record(errors, DataError(f"no blank line separates scene {before} from scene {after}: this file has no "
-                                  "separator lines at all, but SimpleSentences files end every scene's block "
-                                  "with one (re-exported or the wrong file?)", path=path, row=number,
-                                  field="separator"))
+        message = (f"no blank line separates scene {before} from scene {after}: this file has no separator "
+                   "lines at all, but SimpleSentences files end every scene's block with one (re-exported or "
+                   "the wrong file?)")
+        _record(errors, DataError(message, path=path, row=number, field="separator"))
     elif unseparated:
         counts["missing separators"] = counts.get("missing separators", 0) + len(unseparated)
 
@@ -313,8 +316,8 @@ def read_sentences(path: str | Path, file_no: int, num_scenes: int | None = None
 def read_tuples(path: str | Path, file_no: int, num_scenes: int | None = None, *,
                 into: dict[int, dict[str, list[str]]] | None = None, errors: list[DataError] | None = None,
                 counts: dict[str, int] | None = None) -> dict[int, dict[str, list[str]]]:
-    """A ``TuplesText<file_no>_10020.txt`` → ``{scene_idx: {"<sent_idx>_file<file_no>": ["s=r=o", …]}}`` (fields
-    lower-cased, right-stripped, joined with "=")."""
+    """A ``TuplesText<file_no>_10020.txt`` → ``{scene_idx: {"<sent_idx>_file<file_no>": ["s=r=o", …]}}``
+    (fields lower-cased, right-stripped, joined with "=")."""
     out = {} if into is None else into
     counts = {} if counts is None else counts
     for _, scene, sent, rest in _keyed_lines(Path(path), num_scenes, errors, counts, tabs_only=True):
@@ -332,7 +335,8 @@ def read_release(root: str | Path, *, errors: list[DataError] | None = None) -> 
     sentences: dict[int, dict[str, list[str]]] = {}
     relations: dict[int, dict[str, list[str]]] = {}
     for k, (sentence_file, tuple_file) in enumerate(zip(SENTENCE_FILES, TUPLE_FILES), start=1):
-        for name, reader, into in ((sentence_file, read_sentences, sentences), (tuple_file, read_tuples, relations)):
+        for name, reader, into in ((sentence_file, read_sentences, sentences),
+                                   (tuple_file, read_tuples, relations)):
             try:
                 reader(release / name, k, len(scenes), into=into, errors=errors, counts=counts)
             except DataError as exc:  # a missing file
@@ -359,7 +363,7 @@ class PrepareSummary:
 
 
 class PreparedFiles(dict):
-    """``{name: written path}`` (what ``data prepare`` prints) with the :class:`PrepareSummary` as ``.summary``."""
+    """``{name: written path}`` (what ``data prepare`` prints); ``.summary``: the :class:`PrepareSummary`."""
 
     summary: PrepareSummary
 
@@ -489,10 +493,11 @@ def prepare_abstract_scenes(root: str | Path, out: str | Path | None = None) -> 
     scenes = processed_scenes(release, summary)
     if not scenes:
         raise DataError("no scene has both objects and sentences; nothing to prepare", path=release.root)
-    outputs: dict[str, list[dict]] = {f"{name}_dataset": split for name, split in split_scenes(scenes).items()}
+    outputs: dict[str, list[dict]] = {f"{name}_dataset": part for name, part in split_scenes(scenes).items()}
     outputs.update(ood_subsets(outputs["train_dataset"], outputs["val_dataset"], outputs["test_dataset"]))
     outputs.update(explicit_bins(outputs["test_dataset"]))
-    outputs.update({f"tan/{name}_dataset": split for name, split in tan_split(scenes, len(release.scenes)).items()})
+    tan = tan_split(scenes, len(release.scenes))
+    outputs.update({f"tan/{name}_dataset": part for name, part in tan.items()})
     summary.splits = {name: len(split) for name, split in outputs.items()}
     written = {name: _write_json(out / f"{name}.json", split) for name, split in outputs.items()}
     written.update({f"visual_dicts/{name}": _write_json(out / "visual_dicts" / f"{name}.json", table)
@@ -555,7 +560,8 @@ def read_processed(path: str | Path, *, errors: list[DataError] | None = None) -
     except FileNotFoundError:
         raise DataError("processed split file not found", path=path) from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, row=exc.lineno) from None
+        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=path,
+                        row=exc.lineno) from None
     if not isinstance(data, list):
         raise DataError(f"expected a JSON list of scenes, got {type(data).__name__}", path=path)
     scenes = []
@@ -623,18 +629,21 @@ def _check_raw(release_dir: Path) -> CheckReport:
         summary["clip-art PNGs"] = sum(name in present for name in V.CLIPARTS)
         missing = [name for name in used if name not in present]
         for name in missing[:MAX_LISTED]:
-            problems.append(DataError(f"clip-art {name} is used by the scene at line {used[name]} of {SCENES_FILE} "
-                                      "but its PNG is missing", path=pngs / name))
+            message = (f"clip-art {name} is used by the scene at line {used[name]} of {SCENES_FILE} but its "
+                       "PNG is missing")
+            problems.append(DataError(message, path=pngs / name))
         if len(missing) > MAX_LISTED:
-            problems.append(DataError(f"... and {len(missing) - MAX_LISTED} more missing clip-art PNGs", path=pngs))
+            problems.append(DataError(f"... and {len(missing) - MAX_LISTED} more missing clip-art PNGs",
+                                      path=pngs))
         if "background.png" not in present:
-            problems.append(DataError("missing (the renderer draws scenes on it)", path=pngs / "background.png"))
+            problems.append(DataError("missing (the renderer draws scenes on it)",
+                                      path=pngs / "background.png"))
     return CheckReport(problems, summary)
 
 
 def _check_processed(folder: Path) -> CheckReport:
     problems: list[DataError] = []
-    summary: dict[str, int] = {"split files": 0}
+    summary: dict[str, int] = {"split files": 0, **{f"{name} scenes": 0 for name in SPLITS}, "sentences": 0}
     cliparts: set[str] = set()
     for path in _processed_files(folder):
         if path.name == "prepare_summary.json":
@@ -648,7 +657,7 @@ def _check_processed(folder: Path) -> CheckReport:
         name = path.relative_to(folder).with_suffix("").as_posix().removesuffix("_dataset")
         if name in SPLITS:
             summary[f"{name} scenes"] = len(scenes)
-            summary["sentences"] = summary.get("sentences", 0) + sum(
+            summary["sentences"] += sum(
                 len(v) for s in scenes for v in s["sentences"].values())
             cliparts.update(e["visual_name"] for s in scenes for e in s["elements"])
     for split in SPLITS:

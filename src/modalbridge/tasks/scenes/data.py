@@ -67,6 +67,9 @@ def split_file(root: Path, split: str) -> Path:
                     path=root)
 
 
+MASKINGS = ("bernoulli", "uniform")
+
+
 class SceneSamples(Dataset):
     """Scenes of one processed split as tensors (see the module docstring).
 
@@ -74,6 +77,10 @@ class SceneSamples(Dataset):
         scenes: processed scene dicts (``elements``, ``sentences``).
         tokenizer: a Hugging Face BERT tokenizer (only ``cls/sep_token_id`` and ``__call__`` are used).
         train: draw augmentation and masking (else ground truth in, ground truth out).
+        masking: ``"bernoulli"`` — each clip-art selected with p = ``mask_prob`` (the paper); ``"uniform"`` (ours,
+            mask-predict style) — per scene a share r ~ U(0, 1] is drawn and each clip-art selected with p = r, at
+            least one: training then sees every context size the iterative decoders meet, from an all-masked
+            scene (one-step decoding) to one hidden clip-art (the last step), and more targets per scene.
         mask_prob: share of clip-arts selected for masked position modelling; ``1.0`` selects every clip-art
             (the one-pass baselines learn every position).
         augment: mirror and shift (training only). no_description: text is ``[CLS] [SEP]``.
@@ -83,9 +90,11 @@ class SceneSamples(Dataset):
 
     epoch_indexed = True
 
-    def __init__(self, scenes: list[dict], tokenizer, *, train: bool, mask_prob: float = 0.15,
+    def __init__(self, scenes: list[dict], tokenizer, *, train: bool, mask_prob: float = 0.15, masking: str = "bernoulli",
                  augment: bool = True, no_description: bool = False, max_text_tokens: int = 256, seed: int = 0):
-        self.train, self.mask_prob, self.augment = train, mask_prob, augment and train
+        if masking not in MASKINGS:
+            raise ValueError(f"masking must be one of {'|'.join(MASKINGS)}, got {masking!r}")
+        self.train, self.mask_prob, self.masking, self.augment = train, mask_prob, masking, augment and train
         self.no_description, self.max_text_tokens, self.seed = no_description, max_text_tokens, seed
         self.cls, self.sep = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.sentences: list[list[list[int]]] = []
@@ -128,7 +137,9 @@ class SceneSamples(Dataset):
         if self.augment:
             xb, yb, o = augment_bins(xb, yb, o, rng)
         if self.train:
-            x_in, y_in, o_in, x_lab, y_lab, o_lab = mask_positions(xb, yb, o, rng, self.mask_prob)
+            share = self.mask_prob if self.masking == "bernoulli" else 1.0 - rng.random()  # U(0, 1]
+            x_in, y_in, o_in, x_lab, y_lab, o_lab = mask_positions(xb, yb, o, rng, share,
+                                                                   at_least_one=self.masking == "uniform")
         else:
             x_in, y_in, o_in, x_lab, y_lab, o_lab = xb, yb, o, xb, yb, o
         return {"index": index, "input_ids": self.text_ids(index, rng), "cliparts": self.cliparts[index],
@@ -157,7 +168,8 @@ def _shift(rng: np.random.Generator, room_before: int, room_after: int) -> int:
     return int(rng.integers(0, room_after + 1))
 
 
-def mask_positions(xb: np.ndarray, yb: np.ndarray, o: np.ndarray, rng: np.random.Generator, mask_prob: float):
+def mask_positions(xb: np.ndarray, yb: np.ndarray, o: np.ndarray, rng: np.random.Generator, mask_prob: float,
+                   at_least_one: bool = False):
     """Masked position modelling on one scene → ``(x_in, y_in, o_in, x_label, y_label, o_label)``.
 
     Each clip-art is selected with p = ``mask_prob``; selected: 80 % masked, 10 % random bins (x in [0, 24],
@@ -165,6 +177,8 @@ def mask_positions(xb: np.ndarray, yb: np.ndarray, o: np.ndarray, rng: np.random
     ``IGNORE``."""
     n = len(xb)
     selected = rng.random(n) < mask_prob
+    if at_least_one and n and not selected.any():
+        selected[rng.integers(n)] = True
     action = rng.random(n)
     masked, randomised = selected & (action < 0.8), selected & (action >= 0.8) & (action < 0.9)
     x_in = np.where(masked, V.X_MASK, np.where(randomised, rng.integers(0, V.X_BINS - 1, n), xb))
@@ -205,7 +219,7 @@ class SceneDataModule(SeededDataModule):
         root: the processed folder (``train_dataset.json``, ``val_dataset.json``, ``test_dataset.json`` …).
         tokenizer: BERT folder or alias for :func:`load_tokenizer` (must match the model's ``bert``).
         train_split, eval_split, test_split: split names (:func:`split_file`), e.g. ``test_ood_default``.
-        mask_prob, augment, no_description, max_text_tokens: see :class:`SceneSamples`.
+        mask_prob, masking, augment, no_description, max_text_tokens: see :class:`SceneSamples`.
         max_scenes: keep only the first scenes of every split (smoke runs).
     """
 
@@ -213,7 +227,7 @@ class SceneDataModule(SeededDataModule):
 
     def __init__(self, root: str = "world://scenes/processed", tokenizer: str = "minilm-l6",
                  train_split: str = "train", eval_split: str = "val", test_split: str = "test",
-                 mask_prob: float = 0.15, augment: bool = True, no_description: bool = False,
+                 mask_prob: float = 0.15, masking: str = "bernoulli", augment: bool = True, no_description: bool = False,
                  max_text_tokens: int = 256, max_scenes: int | None = None, batch_size: int = 64,
                  num_workers: int = 0, seed: int = 0):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
@@ -250,7 +264,7 @@ class SceneDataModule(SeededDataModule):
 
     def make_dataset(self, split: str, *, train: bool) -> SceneSamples:
         h = self.hparams
-        return SceneSamples(self.scenes(split), self.tokenizer, train=train, mask_prob=h.mask_prob,
+        return SceneSamples(self.scenes(split), self.tokenizer, train=train, mask_prob=h.mask_prob, masking=h.masking,
                             augment=h.augment, no_description=h.no_description,
                             max_text_tokens=h.max_text_tokens, seed=h.seed)
 

@@ -18,53 +18,62 @@ person, 0–2 food or toy items held (balls may be kicked, a kite flown, a fire 
 
 * an **arrangement** of the people (a third of the sets each): *at the large object* (large object near one
   edge, one person beside it towards the middle, the other person next to that one: ``large | A | B``),
-  *apart* (one person near each edge, the large object in the middle) or *together* (side by side in the
-  middle or on the far side from the large object, which stands near an edge);
+  *apart* (one person near each edge, the large object in the middle) or *together* (side by side on the
+  other half of the canvas from the large object, which stands near an edge);
 * whether each person faces the other; whether the sky object is above the large object or anywhere in the
   sky; next to which person (on the side away from the other) or under the large object each animal is;
   who wears and who holds what.
 
-Each of the 10 scenes re-draws every position from these: the large object's side is a coin flip per scene,
-so are the people's left-right order (where the arrangement leaves it open), the sky object's height (high or
-low in the sky) and, when free, its x; everything else follows with a few pixels of jitter (sky objects in
-the upper band, people and animals on the ground band, hats just above the wearer's head, a kicked ball at
-the kicker's feet on the side they face, held items at the hand on that side). Expressions change in a
-quarter of the scenes. Objects are listed in group order (sky, large, people, animals, clothing, food,
-toys) with the real ``type_idx``/``obj_idx`` fields, z ∈ {0, 1, 2}, flip ∈ {0, 1}.
+Each of the 10 scenes re-draws every position from these. Coin flips per scene: the large object's side;
+the people's left-right order where the arrangement leaves it open; the sky object's height (high or low in
+the sky) and, when free, its x; the large object's depth (far away: higher up, z 1–2; or in the front) and
+each person's (in the back: higher up, z 1; or in the front). Everything else follows with a few pixels of
+jitter (sky objects in the upper band, people and animals on the ground band, hats just above the wearer's
+head, a kicked ball at the kicker's feet on the side they face, held items at the hand on that side).
+Expressions change in a quarter of the scenes. Objects are listed in group order (sky, large, people,
+animals, clothing, food, toys) with the real ``type_idx``/``obj_idx`` fields, z ∈ {0, 1, 2}, flip ∈ {0, 1}.
 
 **Sentences.** Two files, 3 sentences each (sent_idx 0–2). File 1 opens with the set's arrangement ("Mike is
 standing under the tree.", "Mike is across from Jenny.", "Jenny is next to Mike."); the other sentences are
 drawn by weight from the true statements about *that* scene — relations ("The dog is beside Jenny.",
 "Jenny is wearing a crown.", "Mike is kicking the soccer ball.", "Mike is facing Jenny.", "The sun is above
 the tree."), placements ("The tree is on the left.", "The tree is in the middle.", "The sun is low in the
-sky.") and, less often, non-spatial ones ("Mike is smiling.", "Jenny is sitting."). Each comes in one of a
-few wordings, now and then with an adjective ("the big tree") or a modifier ("is now next to"), and has a
-TuplesText line (subject, relation[, object]) whose relation holds the spatial word when the sentence has
-one. Capitals and a missing final "." here and there exercise the normalisation.
+sky.", "The tree is far away.", "Jenny is in the back.") and, less often, non-spatial ones ("Mike is
+smiling.", "Jenny is sitting."). Each comes in one of a few wordings, now and then with an adjective ("the
+big tree") or a modifier ("is now next to"), and has a TuplesText line (subject, relation[, object]) whose
+relation holds the spatial word when the sentence has one. Capitals and a missing final "." here and there
+exercise the normalisation.
 
 **Why it makes the paper's claims measurable.** S_abs takes the better of the ground truth and its mirror
 image and S_rel only compares distances, so a model gains nothing from knowing *which* side things are on —
-only from how they stand relative to each other and to the canvas' middle and height.
+only from how they stand relative to each other, to the canvas' middle and in height.
 
 * *Text helps* (SR-BERT vs the no-description model, Tables 3.1/3.3): the clip-art set does not say the
   arrangement (large object near an edge or in the middle; people beside it, at opposite edges or side by
-  side), who stands by the large object, the sky object's height or whether it is above the large object,
-  which person wears the hat, holds the pizza or has the dog — the sentences do (the arrangement in every
-  scene).
+  side), who stands by the large object, whether the sky object is above it, which person wears the hat,
+  holds the pizza or has the dog — the sentences do (the arrangement in every scene). And since masked
+  position modelling lets a model read most relative placements off the clip-arts left visible, some
+  placements depend on no other clip-art and only the sentences give them: the sky object's height, the
+  large object's and each person's depth.
 * *Iterative decoding beats one step* (HO/HC/RO vs SS): absolute positions stay bimodal where the relations
   are relative (the large object's side and the people's order are coin flips, stated in only some scenes).
   One step takes every clip-art's marginal mode independently and breaks the relations (Mike and Jenny both
-  on the left in an "apart" scene, the dog under a tree placed on the other side, the people on the same side
-  as the large object they should stand away from); placing one clip-art and conditioning the rest on it
-  keeps them. Facing makes the flip depend on where the other person was put.
+  on the left in an "apart" scene, the dog under a tree placed on the other side, a hat beside its wearer);
+  placing one clip-art and conditioning the rest on it keeps them. Facing makes the flip depend on where the
+  other person was put.
+* Measured without any model (``tests/tasks/scenes/test_world.py``; minimum-Bayes-risk layouts over samples
+  of the generator, S_abs): knowing a set's relations gives ≈ 0.75, knowing only its clip-arts ≈ 0.62; each
+  clip-art's own most frequent bin ≈ 0.67 against the joint layout's 0.75. A model needs enough training to
+  get there: the thesis's recipe trains for many epochs.
 * *OOD and explicit/implicit subsets* are non-trivial: wordings, adjectives and noun pairs make some relation
-  strings rare (about a quarter of the test scenes have ≥ 2 unseen ones), and non-spatial sentences mix with
-  spatial ones, so the explicit ratio spreads over the bins.
+  strings rare (about a third of the test scenes have ≥ 2 unseen ones), and non-spatial sentences mix with
+  spatial ones, so the explicit ratio spreads over the bins (the [0, .25] bin stays small: every scene opens
+  with a spatial sentence).
 * *Clip-art prediction* (Table 3.4): sentences name the objects, expressions and poses.
 
 **Edge cases** the reader must handle (spec §9): about 1 % of the sky and large objects lie partly off the
-canvas (x < 0 or x > 500), scene 3 is empty (``n_objects`` 0; its sentences are kept in the files, the reader drops
-the scene), scene 14 has no sentences.
+canvas (x < 0 or x > 500); scene 3 is empty (``n_objects`` 0; its sentences are kept in the files, the reader
+drops the scene); scene 14 has no sentences.
 """
 
 from __future__ import annotations
@@ -91,10 +100,10 @@ from modalbridge.tasks.scenes.abstract_scenes import (
     prepare_abstract_scenes,
 )
 
-__all__ = ["DEFAULT_SETS", "VERSION", "clipart_size", "draw_cliparts", "head_offset", "scenes_world",
-           "write_release"]
+__all__ = ["ARRANGEMENTS", "DEFAULT_SETS", "VERSION", "Placed", "SetPlan", "clipart_size", "draw_cliparts",
+           "head_offset", "plan_set", "sample_scene", "scenes_world", "write_release"]
 
-VERSION = 2  # v2: arrangements stated by the text (v1: relations only; text did not help under mirror-max S_abs)
+VERSION = 3  # v3: depths (large object, people) and arrangements stated by the text; v1 had relations only
 DEFAULT_SETS = 300
 SCENES_PER_SET = 10
 SENTENCES_PER_FILE = 3
@@ -109,7 +118,8 @@ _REAL_SIZES = {
     "p": ((98, 110), (248, 262), (380, 118), (72, 92), (360, 304), (424, 200), (270, 114), (368, 766),
           (290, 508), (376, 428)),
     "s": ((196, 110), (136, 186), (170, 102), (148, 148), (158, 188), (176, 206), (118, 108), (230, 122)),
-    "t": ((78, 54), (46, 72), (78, 78), (60, 60), (62, 60), (20, 20), (60, 42), (64, 30), (50, 124), (108, 232),
+    "t": ((78, 54), (46, 72), (78, 78), (60, 60), (62, 60), (20, 20), (60, 42), (64, 30), (50, 124),
+          (108, 232),
           (54, 50), (34, 60), (96, 104), (310, 264), (88, 118)),
     # people by pose (5 expressions each)
     "hb0": ((108, 202), (116, 220), (146, 206), (102, 202), (156, 150), (180, 142), (120, 200)),
@@ -158,107 +168,219 @@ def _cloud(fill, extra=()):
 
 _SHAPES: dict[str, list] = {
     # sky
-    "s_0s.png": [("ellipse", (0.3, 0.3, 0.85, 0.8), (110, 130, 70, 255)), ("line", [(0.35, 0.55), (0.02, 0.45)],
-                 (110, 130, 70, 255), 4), ("line", [(0.1, 0.15), (0.95, 0.15)], BLACK, 3),
-                 ("line", [(0.55, 0.15), (0.55, 0.3)], BLACK, 3), ("line", [(0.35, 0.95), (0.85, 0.95)], BLACK, 2)],
-    "s_1s.png": [("ellipse", (0.05, 0.0, 0.95, 0.7), RED), ("ellipse", (0.3, 0.0, 0.7, 0.7), YELLOW),
-                 ("line", [(0.2, 0.6), (0.38, 0.85)], BLACK, 2), ("line", [(0.8, 0.6), (0.62, 0.85)], BLACK, 2),
-                 ("rect", (0.36, 0.82, 0.64, 1.0), BROWN)],
+    "s_0s.png": [
+        ("ellipse", (0.3, 0.3, 0.85, 0.8), (110, 130, 70, 255)),
+        ("line", [(0.35, 0.55), (0.02, 0.45)], (110, 130, 70, 255), 4),
+        ("line", [(0.1, 0.15), (0.95, 0.15)], BLACK, 3),
+        ("line", [(0.55, 0.15), (0.55, 0.3)], BLACK, 3),
+        ("line", [(0.35, 0.95), (0.85, 0.95)], BLACK, 2),
+    ],
+    "s_1s.png": [
+        ("ellipse", (0.05, 0.0, 0.95, 0.7), RED),
+        ("ellipse", (0.3, 0.0, 0.7, 0.7), YELLOW),
+        ("line", [(0.2, 0.6), (0.38, 0.85)], BLACK, 2),
+        ("line", [(0.8, 0.6), (0.62, 0.85)], BLACK, 2),
+        ("rect", (0.36, 0.82, 0.64, 1.0), BROWN),
+    ],
     "s_2s.png": _cloud(WHITE),
-    "s_3s.png": [("poly", [(0.5, 0.0), (0.62, 0.3), (1.0, 0.5), (0.62, 0.7), (0.5, 1.0), (0.38, 0.7), (0.0, 0.5),
-                           (0.38, 0.3)], ORANGE), ("ellipse", (0.2, 0.2, 0.8, 0.8), YELLOW)],
+    "s_3s.png": [
+        ("poly", [(0.5, 0.0), (0.62, 0.3), (1.0, 0.5), (0.62, 0.7), (0.5, 1.0), (0.38, 0.7), (0.0, 0.5),
+                  (0.38, 0.3)], ORANGE),
+        ("ellipse", (0.2, 0.2, 0.8, 0.8), YELLOW),
+    ],
     "s_4s.png": _cloud((110, 110, 125, 255), [("poly", [(0.5, 0.6), (0.38, 0.82), (0.5, 0.8), (0.42, 1.0),
                                                         (0.62, 0.74), (0.5, 0.76), (0.6, 0.6)], YELLOW)]),
     "s_5s.png": _cloud((150, 150, 165, 255), [("line", [(x, 0.78), (x - 0.05, 0.98)], BLUE, 2)
                                               for x in (0.25, 0.4, 0.55, 0.7)]),
-    "s_6s.png": [("rect", (0.15, 0.35, 0.75, 0.65), WHITE), ("poly", [(0.75, 0.35), (1.0, 0.5), (0.75, 0.65)], RED),
-                 ("poly", [(0.15, 0.35), (0.0, 0.15), (0.3, 0.35)], RED),
-                 ("poly", [(0.15, 0.65), (0.0, 0.85), (0.3, 0.65)], RED), ("ellipse", (0.45, 0.42, 0.58, 0.58), BLUE)],
-    "s_7s.png": [("ellipse", (0.0, 0.4, 1.0, 0.62), WHITE), ("poly", [(0.4, 0.5), (0.55, 0.5), (0.3, 1.0), (0.2, 1.0)],
-                 GREY), ("poly", [(0.4, 0.5), (0.55, 0.5), (0.3, 0.0), (0.2, 0.0)], GREY),
-                 ("poly", [(0.02, 0.45), (0.12, 0.45), (0.05, 0.2)], RED), ("ellipse", (0.85, 0.44, 0.95, 0.52), BLUE)],
+    "s_6s.png": [
+        ("rect", (0.15, 0.35, 0.75, 0.65), WHITE),
+        ("poly", [(0.75, 0.35), (1.0, 0.5), (0.75, 0.65)], RED),
+        ("poly", [(0.15, 0.35), (0.0, 0.15), (0.3, 0.35)], RED),
+        ("poly", [(0.15, 0.65), (0.0, 0.85), (0.3, 0.65)], RED),
+        ("ellipse", (0.45, 0.42, 0.58, 0.58), BLUE),
+    ],
+    "s_7s.png": [
+        ("ellipse", (0.0, 0.4, 1.0, 0.62), WHITE),
+        ("poly", [(0.4, 0.5), (0.55, 0.5), (0.3, 1.0), (0.2, 1.0)], GREY),
+        ("poly", [(0.4, 0.5), (0.55, 0.5), (0.3, 0.0), (0.2, 0.0)], GREY),
+        ("poly", [(0.02, 0.45), (0.12, 0.45), (0.05, 0.2)], RED),
+        ("ellipse", (0.85, 0.44, 0.95, 0.52), BLUE),
+    ],
     # large objects
-    "p_0s.png": [("ellipse", (0.1, 0.3, 0.85, 0.9), YELLOW), ("rect", (0.35, 0.3, 0.45, 0.9), BLACK),
-                 ("rect", (0.6, 0.3, 0.7, 0.9), BLACK), ("ellipse", (0.25, 0.0, 0.6, 0.35), (200, 230, 255, 200)),
-                 ("ellipse", (0.8, 0.5, 1.0, 0.7), BLACK)],
-    "p_1s.png": [("line", [(0.1, 1.0), (0.25, 0.1)], GREY, 4), ("line", [(0.3, 1.0), (0.4, 0.1)], GREY, 4),
-                 *[("line", [(0.12 + 0.03 * i, 0.9 - 0.2 * i), (0.32 + 0.02 * i, 0.9 - 0.2 * i)], GREY, 3)
-                   for i in range(4)], ("poly", [(0.35, 0.1), (0.45, 0.1), (1.0, 0.95), (0.88, 1.0)], RED)],
-    "p_2s.png": [("rect", (0.0, 0.3, 1.0, 1.0), BROWN), ("rect", (0.05, 0.35, 0.95, 0.9), (235, 205, 130, 255))],
-    "p_3s.png": [("ellipse", (0.05, 0.0, 0.95, 0.6), BLACK), ("rect", (0.05, 0.0, 0.95, 0.3), (0, 0, 0, 0)),
-                 ("line", [(0.3, 0.5), (0.15, 1.0)], BLACK, 3), ("line", [(0.7, 0.5), (0.85, 1.0)], BLACK, 3),
-                 ("line", [(0.1, 0.3), (0.9, 0.3)], GREY, 2)],
-    "p_4s.png": [("line", [(0.05, 1.0), (0.2, 0.0), (0.35, 1.0)], RED, 5), ("line", [(0.65, 1.0), (0.8, 0.0),
-                 (0.95, 1.0)], RED, 5), ("line", [(0.2, 0.02), (0.8, 0.02)], RED, 5),
-                 ("line", [(0.42, 0.02), (0.42, 0.7)], BLACK, 2), ("line", [(0.58, 0.02), (0.58, 0.7)], BLACK, 2),
-                 ("rect", (0.38, 0.68, 0.62, 0.76), BROWN)],
-    "p_5s.png": [("poly", [(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)], ORANGE), ("poly", [(0.4, 1.0), (0.5, 0.45),
-                 (0.6, 1.0)], BROWN)],
-    "p_6s.png": [("rect", (0.0, 0.1, 1.0, 0.3), BROWN), ("rect", (0.08, 0.3, 0.16, 1.0), BROWN),
-                 ("rect", (0.84, 0.3, 0.92, 1.0), BROWN)],
-    "p_7s.png": [("rect", (0.42, 0.8, 0.58, 1.0), BROWN), ("poly", [(0.5, 0.0), (0.8, 0.35), (0.2, 0.35)], GREEN),
-                 ("poly", [(0.5, 0.2), (0.9, 0.6), (0.1, 0.6)], GREEN),
-                 ("poly", [(0.5, 0.4), (1.0, 0.82), (0.0, 0.82)], GREEN)],
-    "p_8s.png": [("rect", (0.4, 0.65, 0.6, 1.0), BROWN), ("ellipse", (0.0, 0.0, 1.0, 0.72), (70, 140, 50, 255))],
-    "p_9s.png": [("rect", (0.42, 0.65, 0.58, 1.0), BROWN), ("ellipse", (0.0, 0.0, 1.0, 0.72), (50, 160, 70, 255)),
-                 *[("ellipse", (x, y, x + 0.08, y + 0.08), RED) for x, y in ((0.2, 0.25), (0.5, 0.15), (0.7, 0.4),
-                                                                              (0.35, 0.45), (0.6, 0.55))]],
+    "p_0s.png": [
+        ("ellipse", (0.1, 0.3, 0.85, 0.9), YELLOW),
+        ("rect", (0.35, 0.3, 0.45, 0.9), BLACK),
+        ("rect", (0.6, 0.3, 0.7, 0.9), BLACK),
+        ("ellipse", (0.25, 0.0, 0.6, 0.35), (200, 230, 255, 200)),
+        ("ellipse", (0.8, 0.5, 1.0, 0.7), BLACK),
+    ],
+    "p_1s.png": [
+        ("line", [(0.1, 1.0), (0.25, 0.1)], GREY, 4),
+        ("line", [(0.3, 1.0), (0.4, 0.1)], GREY, 4),
+        *[("line", [(0.12 + 0.03 * i, 0.9 - 0.2 * i), (0.32 + 0.02 * i, 0.9 - 0.2 * i)], GREY, 3)
+          for i in range(4)],
+        ("poly", [(0.35, 0.1), (0.45, 0.1), (1.0, 0.95), (0.88, 1.0)], RED),
+    ],
+    "p_2s.png": [
+        ("rect", (0.0, 0.3, 1.0, 1.0), BROWN),
+        ("rect", (0.05, 0.35, 0.95, 0.9), (235, 205, 130, 255)),
+    ],
+    "p_3s.png": [
+        ("ellipse", (0.05, 0.0, 0.95, 0.6), BLACK),
+        ("rect", (0.05, 0.0, 0.95, 0.3), (0, 0, 0, 0)),
+        ("line", [(0.3, 0.5), (0.15, 1.0)], BLACK, 3),
+        ("line", [(0.7, 0.5), (0.85, 1.0)], BLACK, 3),
+        ("line", [(0.1, 0.3), (0.9, 0.3)], GREY, 2),
+    ],
+    "p_4s.png": [
+        ("line", [(0.05, 1.0), (0.2, 0.0), (0.35, 1.0)], RED, 5),
+        ("line", [(0.65, 1.0), (0.8, 0.0), (0.95, 1.0)], RED, 5),
+        ("line", [(0.2, 0.02), (0.8, 0.02)], RED, 5),
+        ("line", [(0.42, 0.02), (0.42, 0.7)], BLACK, 2),
+        ("line", [(0.58, 0.02), (0.58, 0.7)], BLACK, 2),
+        ("rect", (0.38, 0.68, 0.62, 0.76), BROWN),
+    ],
+    "p_5s.png": [
+        ("poly", [(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)], ORANGE),
+        ("poly", [(0.4, 1.0), (0.5, 0.45), (0.6, 1.0)], BROWN),
+    ],
+    "p_6s.png": [
+        ("rect", (0.0, 0.1, 1.0, 0.3), BROWN),
+        ("rect", (0.08, 0.3, 0.16, 1.0), BROWN),
+        ("rect", (0.84, 0.3, 0.92, 1.0), BROWN),
+    ],
+    "p_7s.png": [
+        ("rect", (0.42, 0.8, 0.58, 1.0), BROWN),
+        ("poly", [(0.5, 0.0), (0.8, 0.35), (0.2, 0.35)], GREEN),
+        ("poly", [(0.5, 0.2), (0.9, 0.6), (0.1, 0.6)], GREEN),
+        ("poly", [(0.5, 0.4), (1.0, 0.82), (0.0, 0.82)], GREEN),
+    ],
+    "p_8s.png": [
+        ("rect", (0.4, 0.65, 0.6, 1.0), BROWN),
+        ("ellipse", (0.0, 0.0, 1.0, 0.72), (70, 140, 50, 255)),
+    ],
+    "p_9s.png": [
+        ("rect", (0.42, 0.65, 0.58, 1.0), BROWN),
+        ("ellipse", (0.0, 0.0, 1.0, 0.72), (50, 160, 70, 255)),
+        *[("ellipse", (x, y, x + 0.08, y + 0.08), RED)
+          for x, y in ((0.2, 0.25), (0.5, 0.15), (0.7, 0.4), (0.35, 0.45), (0.6, 0.55))],
+    ],
     # clothing (hats sit on a head: bottom of the image = forehead)
     "c_0s.png": [("ellipse", (0.1, 0.1, 0.8, 1.2), BLUE), ("rect", (0.5, 0.75, 1.0, 0.95), BLUE)],
-    "c_1s.png": [("poly", [(0.05, 1.0), (0.05, 0.2), (0.28, 0.55), (0.5, 0.1), (0.72, 0.55), (0.95, 0.2),
-                           (0.95, 1.0)], YELLOW)],
+    "c_1s.png": [
+        ("poly", [(0.05, 1.0), (0.05, 0.2), (0.28, 0.55), (0.5, 0.1), (0.72, 0.55), (0.95, 0.2), (0.95, 1.0)],
+         YELLOW),
+    ],
     "c_2s.png": [("rect", (0.25, 0.6, 0.75, 1.0), WHITE), ("ellipse", (0.05, 0.0, 0.95, 0.7), WHITE)],
     "c_3s.png": [("ellipse", (0.0, 0.2, 1.0, 1.4), BLACK), ("ellipse", (0.42, 0.45, 0.58, 0.7), WHITE)],
     "c_4s.png": [("ellipse", (0.1, 0.25, 0.9, 1.5), RED), ("ellipse", (0.4, 0.0, 0.6, 0.3), WHITE)],
-    "c_5s.png": [("ellipse", (0.1, 0.35, 0.9, 1.6), (80, 180, 220, 255)), ("line", [(0.5, 0.4), (0.5, 0.12)], BLACK, 2),
-                 ("line", [(0.15, 0.1), (0.85, 0.14)], RED, 3)],
-    "c_6s.png": [("poly", [(0.1, 1.0), (0.55, 0.0), (0.9, 1.0)], (120, 60, 180, 255)),
-                 ("ellipse", (0.45, 0.4, 0.6, 0.55), YELLOW)],
-    "c_7s.png": [("ellipse", (0.2, 0.3, 0.8, 1.5), GREY), ("poly", [(0.22, 0.8), (0.0, 0.0), (0.3, 0.6)], WHITE),
-                 ("poly", [(0.78, 0.8), (1.0, 0.0), (0.7, 0.6)], WHITE)],
-    "c_8s.png": [("ellipse", (0.05, 0.1, 0.45, 0.9), (200, 230, 255, 120)), ("ellipse", (0.55, 0.1, 0.95, 0.9),
-                 (200, 230, 255, 120)), ("line", [(0.45, 0.5), (0.55, 0.5)], BLACK, 2)],
-    "c_9s.png": [("ellipse", (0.05, 0.05, 0.45, 0.95), BLACK), ("ellipse", (0.55, 0.05, 0.95, 0.95), BLACK),
-                 ("line", [(0.45, 0.4), (0.55, 0.4)], BLACK, 2)],
+    "c_5s.png": [
+        ("ellipse", (0.1, 0.35, 0.9, 1.6), (80, 180, 220, 255)),
+        ("line", [(0.5, 0.4), (0.5, 0.12)], BLACK, 2),
+        ("line", [(0.15, 0.1), (0.85, 0.14)], RED, 3),
+    ],
+    "c_6s.png": [
+        ("poly", [(0.1, 1.0), (0.55, 0.0), (0.9, 1.0)], (120, 60, 180, 255)),
+        ("ellipse", (0.45, 0.4, 0.6, 0.55), YELLOW),
+    ],
+    "c_7s.png": [
+        ("ellipse", (0.2, 0.3, 0.8, 1.5), GREY),
+        ("poly", [(0.22, 0.8), (0.0, 0.0), (0.3, 0.6)], WHITE),
+        ("poly", [(0.78, 0.8), (1.0, 0.0), (0.7, 0.6)], WHITE),
+    ],
+    "c_8s.png": [
+        ("ellipse", (0.05, 0.1, 0.45, 0.9), (200, 230, 255, 120)),
+        ("ellipse", (0.55, 0.1, 0.95, 0.9), (200, 230, 255, 120)),
+        ("line", [(0.45, 0.5), (0.55, 0.5)], BLACK, 2),
+    ],
+    "c_9s.png": [
+        ("ellipse", (0.05, 0.05, 0.45, 0.95), BLACK),
+        ("ellipse", (0.55, 0.05, 0.95, 0.95), BLACK),
+        ("line", [(0.45, 0.4), (0.55, 0.4)], BLACK, 2),
+    ],
     # food
-    "e_0s.png": [("ellipse", (0.0, 0.2, 1.0, 1.0), BROWN), ("ellipse", (0.1, 0.25, 0.9, 0.7), (230, 180, 110, 255))],
-    "e_1s.png": [("poly", [(0.0, 0.1), (1.0, 0.5), (0.0, 0.9)], (240, 200, 90, 255)),
-                 *[("ellipse", (x, y, x + 0.12, y + 0.25), RED) for x, y in ((0.1, 0.3), (0.35, 0.4), (0.15, 0.55))]],
-    "e_2s.png": [("ellipse", (0.0, 0.25, 1.0, 0.95), (225, 170, 90, 255)), ("ellipse", (0.05, 0.4, 0.95, 0.7), RED)],
+    "e_0s.png": [
+        ("ellipse", (0.0, 0.2, 1.0, 1.0), BROWN),
+        ("ellipse", (0.1, 0.25, 0.9, 0.7), (230, 180, 110, 255)),
+    ],
+    "e_1s.png": [
+        ("poly", [(0.0, 0.1), (1.0, 0.5), (0.0, 0.9)], (240, 200, 90, 255)),
+        *[("ellipse", (x, y, x + 0.12, y + 0.25), RED) for x, y in ((0.1, 0.3), (0.35, 0.4), (0.15, 0.55))],
+    ],
+    "e_2s.png": [
+        ("ellipse", (0.0, 0.25, 1.0, 0.95), (225, 170, 90, 255)),
+        ("ellipse", (0.05, 0.4, 0.95, 0.7), RED),
+    ],
     "e_3s.png": [("rect", (0.1, 0.25, 0.9, 1.0), RED), ("rect", (0.35, 0.0, 0.65, 0.25), WHITE)],
     "e_4s.png": [("rect", (0.1, 0.25, 0.9, 1.0), YELLOW), ("rect", (0.35, 0.0, 0.65, 0.25), RED)],
-    "e_5s.png": [("ellipse", (0.0, 0.0, 1.0, 0.5), (215, 150, 70, 255)), ("rect", (0.0, 0.4, 1.0, 0.6), BROWN),
-                 ("rect", (0.0, 0.55, 1.0, 0.65), GREEN), ("ellipse", (0.0, 0.6, 1.0, 1.0), (215, 150, 70, 255))],
-    "e_6s.png": [("poly", [(0.1, 0.2), (0.9, 0.2), (0.75, 1.0), (0.25, 1.0)], (250, 100, 150, 255)),
-                 ("line", [(0.55, 0.25), (0.75, 0.0)], WHITE, 2)],
+    "e_5s.png": [
+        ("ellipse", (0.0, 0.0, 1.0, 0.5), (215, 150, 70, 255)),
+        ("rect", (0.0, 0.4, 1.0, 0.6), BROWN),
+        ("rect", (0.0, 0.55, 1.0, 0.65), GREEN),
+        ("ellipse", (0.0, 0.6, 1.0, 1.0), (215, 150, 70, 255)),
+    ],
+    "e_6s.png": [
+        ("poly", [(0.1, 0.2), (0.9, 0.2), (0.75, 1.0), (0.25, 1.0)], (250, 100, 150, 255)),
+        ("line", [(0.55, 0.25), (0.75, 0.0)], WHITE, 2),
+    ],
     # toys
-    "t_0s.png": [("ellipse", (0.15, 0.0, 0.85, 1.0), WHITE), ("line", [(0.3, 0.1), (0.3, 0.9)], RED, 2),
-                 ("line", [(0.7, 0.1), (0.7, 0.9)], RED, 2)],
-    "t_1s.png": [("poly", [(0.0, 0.2), (1.0, 0.2), (0.85, 1.0), (0.15, 1.0)], (240, 90, 60, 255)),
-                 ("line", [(0.1, 0.2), (0.5, 0.0), (0.9, 0.2)], BLACK, 2)],
-    "t_2s.png": [("ellipse", (0.0, 0.0, 1.0, 1.0), RED), ("poly", [(0.5, 0.0), (0.75, 0.5), (0.5, 1.0)], YELLOW),
-                 ("poly", [(0.5, 0.0), (0.25, 0.5), (0.5, 1.0)], BLUE)],
-    "t_3s.png": [("ellipse", (0.0, 0.0, 1.0, 1.0), ORANGE), ("line", [(0.5, 0.0), (0.5, 1.0)], BLACK, 2),
-                 ("line", [(0.0, 0.5), (1.0, 0.5)], BLACK, 2)],
-    "t_4s.png": [("ellipse", (0.0, 0.0, 1.0, 1.0), WHITE), ("poly", [(0.5, 0.3), (0.68, 0.45), (0.6, 0.68),
-                 (0.4, 0.68), (0.32, 0.45)], BLACK)],
+    "t_0s.png": [
+        ("ellipse", (0.15, 0.0, 0.85, 1.0), WHITE),
+        ("line", [(0.3, 0.1), (0.3, 0.9)], RED, 2),
+        ("line", [(0.7, 0.1), (0.7, 0.9)], RED, 2),
+    ],
+    "t_1s.png": [
+        ("poly", [(0.0, 0.2), (1.0, 0.2), (0.85, 1.0), (0.15, 1.0)], (240, 90, 60, 255)),
+        ("line", [(0.1, 0.2), (0.5, 0.0), (0.9, 0.2)], BLACK, 2),
+    ],
+    "t_2s.png": [
+        ("ellipse", (0.0, 0.0, 1.0, 1.0), RED),
+        ("poly", [(0.5, 0.0), (0.75, 0.5), (0.5, 1.0)], YELLOW),
+        ("poly", [(0.5, 0.0), (0.25, 0.5), (0.5, 1.0)], BLUE),
+    ],
+    "t_3s.png": [
+        ("ellipse", (0.0, 0.0, 1.0, 1.0), ORANGE),
+        ("line", [(0.5, 0.0), (0.5, 1.0)], BLACK, 2),
+        ("line", [(0.0, 0.5), (1.0, 0.5)], BLACK, 2),
+    ],
+    "t_4s.png": [
+        ("ellipse", (0.0, 0.0, 1.0, 1.0), WHITE),
+        ("poly", [(0.5, 0.3), (0.68, 0.45), (0.6, 0.68), (0.4, 0.68), (0.32, 0.45)], BLACK),
+    ],
     "t_5s.png": [("ellipse", (0.0, 0.0, 1.0, 1.0), (200, 230, 60, 255))],
     "t_6s.png": [("ellipse", (0.0, 0.1, 1.0, 0.9), BROWN), ("line", [(0.35, 0.5), (0.65, 0.5)], WHITE, 2)],
     "t_7s.png": [("ellipse", (0.0, 0.2, 1.0, 0.8), (240, 60, 160, 255))],
     "t_8s.png": [("line", [(0.3, 1.0), (0.7, 0.0)], BROWN, 6)],
-    "t_9s.png": [("line", [(0.5, 1.0), (0.25, 0.35)], BLACK, 1), ("line", [(0.5, 1.0), (0.75, 0.35)], BLACK, 1),
-                 ("ellipse", (0.0, 0.0, 0.5, 0.4), RED), ("ellipse", (0.5, 0.05, 1.0, 0.45), BLUE),
-                 ("ellipse", (0.25, 0.15, 0.75, 0.55), YELLOW)],
-    "t_10s.png": [("ellipse", (0.0, 0.1, 1.0, 1.0), (160, 90, 40, 255)), ("rect", (0.1, 0.0, 0.3, 0.5),
-                  (160, 90, 40, 255))],
-    "t_11s.png": [("line", [(0.5, 0.0), (0.5, 0.6)], BROWN, 3), ("poly", [(0.1, 0.6), (0.9, 0.6), (0.5, 1.0)], GREY)],
-    "t_12s.png": [("ellipse", (0.1, 0.0, 0.9, 0.6), (40, 160, 200, 255)), ("ellipse", (0.2, 0.08, 0.8, 0.52),
-                  (0, 0, 0, 0)), ("line", [(0.5, 0.6), (0.5, 1.0)], BLACK, 4)],
-    "t_13s.png": [("poly", [(0.5, 0.0), (0.85, 0.35), (0.5, 0.75), (0.15, 0.35)], (230, 60, 90, 255)),
-                  ("line", [(0.5, 0.75), (0.4, 0.85), (0.55, 0.92), (0.45, 1.0)], BLACK, 2)],
-    "t_14s.png": [("line", [(0.1, 0.95), (0.9, 0.8)], BROWN, 5), ("line", [(0.1, 0.8), (0.9, 0.95)], BROWN, 5),
-                  ("poly", [(0.15, 0.85), (0.3, 0.3), (0.45, 0.55), (0.55, 0.0), (0.7, 0.5), (0.85, 0.85)], ORANGE),
-                  ("poly", [(0.35, 0.85), (0.5, 0.45), (0.65, 0.85)], YELLOW)],
+    "t_9s.png": [
+        ("line", [(0.5, 1.0), (0.25, 0.35)], BLACK, 1),
+        ("line", [(0.5, 1.0), (0.75, 0.35)], BLACK, 1),
+        ("ellipse", (0.0, 0.0, 0.5, 0.4), RED),
+        ("ellipse", (0.5, 0.05, 1.0, 0.45), BLUE),
+        ("ellipse", (0.25, 0.15, 0.75, 0.55), YELLOW),
+    ],
+    "t_10s.png": [
+        ("ellipse", (0.0, 0.1, 1.0, 1.0), (160, 90, 40, 255)),
+        ("rect", (0.1, 0.0, 0.3, 0.5), (160, 90, 40, 255)),
+    ],
+    "t_11s.png": [
+        ("line", [(0.5, 0.0), (0.5, 0.6)], BROWN, 3),
+        ("poly", [(0.1, 0.6), (0.9, 0.6), (0.5, 1.0)], GREY),
+    ],
+    "t_12s.png": [
+        ("ellipse", (0.1, 0.0, 0.9, 0.6), (40, 160, 200, 255)),
+        ("ellipse", (0.2, 0.08, 0.8, 0.52), (0, 0, 0, 0)),
+        ("line", [(0.5, 0.6), (0.5, 1.0)], BLACK, 4),
+    ],
+    "t_13s.png": [
+        ("poly", [(0.5, 0.0), (0.85, 0.35), (0.5, 0.75), (0.15, 0.35)], (230, 60, 90, 255)),
+        ("line", [(0.5, 0.75), (0.4, 0.85), (0.55, 0.92), (0.45, 1.0)], BLACK, 2),
+    ],
+    "t_14s.png": [
+        ("line", [(0.1, 0.95), (0.9, 0.8)], BROWN, 5),
+        ("line", [(0.1, 0.8), (0.9, 0.95)], BROWN, 5),
+        ("poly", [(0.15, 0.85), (0.3, 0.3), (0.45, 0.55), (0.55, 0.0), (0.7, 0.5), (0.85, 0.85)], ORANGE),
+        ("poly", [(0.35, 0.85), (0.5, 0.45), (0.65, 0.85)], YELLOW),
+    ],
 }
 
 _ANIMALS = {  # body colour, head colour, body box, head box (unit coords); flip 0 faces right
@@ -278,7 +400,8 @@ def _paint_shapes(draw: ImageDraw.ImageDraw, w: int, h: int, shapes: Sequence) -
     for shape in shapes:
         kind, geometry, fill = shape[:3]
         if kind == "ellipse":
-            draw.ellipse(xy([geometry[:2], geometry[2:]]), fill=fill, outline=BLACK if fill != (0, 0, 0, 0) else None)
+            outline = BLACK if fill != (0, 0, 0, 0) else None  # a transparent fill cuts a hole
+            draw.ellipse(xy([geometry[:2], geometry[2:]]), fill=fill, outline=outline)
         elif kind == "rect":
             draw.rectangle(xy([geometry[:2], geometry[2:]]), fill=fill)
         elif kind == "poly":
@@ -297,7 +420,8 @@ def _paint_animal(draw: ImageDraw.ImageDraw, w: int, h: int, name: str) -> None:
     eye = (head_box[0] + 0.6 * (head_box[2] - head_box[0]), head_box[1] + 0.3 * (head_box[3] - head_box[1]))
     nose = (head_box[2] - 0.04, head_box[1] + 0.55 * (head_box[3] - head_box[1]))
     _paint_shapes(draw, w, h, [*legs, ("ellipse", body_box, body), ("ellipse", head_box, head),
-                               ("ellipse", (eye[0] - 0.04, eye[1] - 0.04, eye[0] + 0.04, eye[1] + 0.04), BLACK),
+                               ("ellipse", (eye[0] - 0.04, eye[1] - 0.04, eye[0] + 0.04, eye[1] + 0.04),
+                                BLACK),
                                ("ellipse", (nose[0] - 0.05, nose[1] - 0.04, nose[0] + 0.03, nose[1] + 0.04),
                                 ORANGE if name == "a_3s.png" else BLACK)])
 
@@ -327,7 +451,8 @@ def _paint_person(draw: ImageDraw.ImageDraw, w: int, h: int, name: str) -> None:
         draw.line([(cx, hip), end], **line)
     # body
     if jenny:
-        draw.polygon([(cx, neck), (cx + 0.3 * w, hip + 4), (cx - 0.3 * w, hip + 4)], fill=shirt, outline=BLACK)
+        dress = [(cx, neck), (cx + 0.3 * w, hip + 4), (cx - 0.3 * w, hip + 4)]
+        draw.polygon(dress, fill=shirt, outline=BLACK)
     else:
         draw.rectangle([(cx - 0.18 * w, neck), (cx + 0.18 * w, hip)], fill=shirt, outline=BLACK)
     # arms
@@ -382,7 +507,8 @@ def _background() -> Image.Image:
     draw = ImageDraw.Draw(image)
     for y in range(190):
         t = max(0.0, (y - 60) / 130)
-        draw.line([(0, y), (V.CANVAS_W, y)], fill=(round(65 + 120 * t), round(225 - 5 * t), round(230 - 10 * t), 255))
+        colour = (round(65 + 120 * t), round(225 - 5 * t), round(230 - 10 * t), 255)
+        draw.line([(0, y), (V.CANVAS_W, y)], fill=colour)
     return image
 
 
@@ -414,7 +540,7 @@ ARRANGEMENTS = ("at_large", "apart", "together")
 
 @dataclass
 class SetPlan:
-    """The core description a set's 10 scenes share. Roles: ``"mike"``, ``"jenny"``, ``"large"``, ``"sky"``."""
+    """The core description a set's 10 scenes share (roles: ``"mike"``, ``"jenny"``, ``"large"``)."""
 
     sky: str
     large: str
@@ -425,7 +551,8 @@ class SetPlan:
     sky_above: bool  # the sky object is above the large object (else anywhere in the sky)
     animals: list[tuple[str, str]] = field(default_factory=list)  # (name, target role: person or "large")
     clothing: list[tuple[str, str]] = field(default_factory=list)  # (name, wearer)
-    items: list[tuple[str, str, str]] = field(default_factory=list)  # (name, holder, "hold"|"kick"|"fly"|"by")
+    #: (name, holder, "hold" | "kick" | "fly" | "by")
+    items: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _pick(rng: np.random.Generator, options: Sequence, k: int | None = None):
@@ -438,7 +565,7 @@ def _names(prefix: str) -> list[str]:
     return [n for n in V.CLIPARTS if V.prefix(n) == prefix]
 
 
-def _plan_set(rng: np.random.Generator) -> SetPlan:
+def plan_set(rng: np.random.Generator) -> SetPlan:
     """Draw one set's core description (see the module docstring)."""
     roll = rng.random()
     roles = ["mike", "jenny"] if roll < 0.9 else (["mike"] if roll < 0.95 else ["jenny"])
@@ -462,7 +589,8 @@ def _plan_set(rng: np.random.Generator) -> SetPlan:
         n_items, n_clothing = capacity_items, rest - capacity_items
     for name in _pick(rng, _names("a"), n_animals):
         plan.animals.append((name, _pick(rng, (*roles, "large"))))
-    hats, glasses = iter(_pick(rng, [n for n in _names("c") if n not in _GLASSES], 2)), iter(_pick(rng, _GLASSES, 2))
+    hats = iter(_pick(rng, [n for n in _names("c") if n not in _GLASSES], 2))
+    glasses = iter(_pick(rng, _GLASSES, 2))
     wearers = [(role, kind) for role in roles for kind in ("hat", "glasses")]
     for role, kind in _pick(rng, wearers, n_clothing):  # a hat and/or glasses per person, all different
         plan.clothing.append((next(hats if kind == "hat" else glasses), role))
@@ -498,7 +626,7 @@ def _clamp(v: float, low: int = 15, high: int = 485) -> int:
 
 
 def _people_x(plan: SetPlan, large_x: int, side: int, rng: np.random.Generator) -> dict[str, int]:
-    """Where the people stand along x (module docstring): ``side`` is the large object's (-1 left, +1 right)."""
+    """Where the people stand along x (module docstring); ``side``: the large object's (-1 left, +1 right)."""
     ri, roles = rng.integers, list(plan.people)
     if plan.arrangement == "at_large":  # large | first | second, from the edge towards the middle
         first = large_x - side * int(ri(90, 111))
@@ -509,14 +637,14 @@ def _people_x(plan: SetPlan, large_x: int, side: int, rng: np.random.Generator) 
     if plan.arrangement == "apart":  # one person near each edge, the large object in between
         left, right = _pick(rng, (roles, roles[::-1]))
         return {left: 250 - int(ri(150, 191)), right: 250 + int(ri(150, 191))}
-    if plan.arrangement == "together":  # side by side, in the middle or away from the large object
-        centre, gap = 250 - side * int(ri(0, 91)), int(ri(80, 101))
+    if plan.arrangement == "together":  # side by side, on the other half of the canvas from the large object
+        centre, gap = 250 - side * int(ri(20, 101)), int(ri(80, 101))
         left, right = _pick(rng, (roles, roles[::-1]))
         return {left: centre - gap // 2, right: centre + gap // 2}
     return {roles[0]: int(ri(80, 421))}
 
 
-def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed], dict[str, Placed]]:
+def sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed], dict[str, Placed]]:
     """One annotator's drawing of ``plan``: the clip-arts in group order and ``{role or name: Placed}``."""
     ri = rng.integers
     at: dict[str, Placed] = {}
@@ -527,7 +655,9 @@ def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed]
         large_x = 250 + side * int(ri(150, 181))
         if rng.random() < 0.01:
             large_x = 250 + side * int(ri(252, 266))  # partly off the canvas
-    large = at["large"] = Placed(plan.large, large_x, int(ri(185, 216)), int(ri(0, 2)), int(ri(0, 2)))
+    far = bool(rng.random() < 0.5)  # the large object stands far away (higher up, smaller depth) or up front
+    large_y, large_z = (int(ri(165, 186)), int(ri(1, 3))) if far else (int(ri(230, 251)), 0)
+    large = at["large"] = Placed(plan.large, large_x, large_y, large_z, int(ri(0, 2)))
     high = bool(rng.random() < 0.5)
     sky_y = int(ri(35, 71)) if high else int(ri(110, 151))
     sky_x = large.x + int(ri(-20, 21)) if plan.sky_above else int(ri(40, 461))
@@ -537,14 +667,14 @@ def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed]
 
     roles = list(plan.people)
     xs = _people_x(plan, large.x, side, rng)
-    ground = int(ri(265, 306))
     for role in roles:
         pose, expression = plan.people[role]
         if rng.random() < 0.25:
             expression = int(ri(5))
         name = _person_name(role, pose, expression)
-        y = ground + int(ri(-8, 9)) + (18 if pose in (4, 5) else 0)
-        at[role] = Placed(name, _clamp(xs[role] + int(ri(-5, 6))), y, 0 if rng.random() < 0.8 else 1, int(ri(0, 2)))
+        back = bool(rng.random() < 0.5)  # each person stands in the back (higher up) or in the front
+        y = (int(ri(250, 263)) if back else int(ri(300, 316))) + (18 if pose in (4, 5) else 0)
+        at[role] = Placed(name, _clamp(xs[role] + int(ri(-5, 6))), y, int(back), int(ri(0, 2)))
     for role in roles:
         other = next((r for r in roles if r != role), None)
         if plan.faces[role] and other is not None:
@@ -555,8 +685,8 @@ def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed]
 
     for name, target in plan.animals:
         if target == "large":
-            animal = Placed(name, _clamp(large.x + int(ri(-35, 36))), large.y + int(ri(60, 86)), int(ri(0, 2)),
-                            int(ri(0, 2)))
+            x, y = _clamp(large.x + int(ri(-35, 36))), large.y + int(ri(60, 86))
+            animal = Placed(name, x, y, int(ri(0, 2)), int(ri(0, 2)))
         else:  # beside the person, on the side away from the other person (either side when alone)
             person, other = at[target], next((at[r] for r in roles if r != target), None)
             d = int(_pick(rng, (-1, 1))) if other is None else (1 if person.x >= other.x else -1)
@@ -577,7 +707,8 @@ def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed]
         elif mode == "by":
             x, y = person.x + d * int(ri(50, 71)), person.y + int(ri(20, 31))
         else:
-            x, y = person.x + d * int(ri(26, 35)), person.y + (-45 if name == "t_9s.png" else int(ri(-12, -1)))
+            x = person.x + d * int(ri(26, 35))
+            y = person.y + (-45 if name == "t_9s.png" else int(ri(-12, -1)))  # balloons float above the hand
         at[name] = Placed(name, _clamp(x, 5, 495), y, person.z, person.flip)
     placed = [at["sky"], large] + [at[r] for r in roles] + [at[n] for n, _ in plan.animals] + \
         [at[n] for n, _ in plan.clothing] + [at[n] for n, _, _ in plan.items]
@@ -588,8 +719,8 @@ def _sample_scene(plan: SetPlan, rng: np.random.Generator) -> tuple[list[Placed]
 # ============================================================================================ sentences
 @dataclass
 class Statement:
-    """Something true of a scene, in a few wordings ``(sentence, (subject, relation[, object]))``; ``core``: it
-    states the set's arrangement (file 1 always opens with one)."""
+    """Something true of a scene, in a few wordings ``(sentence, (subject, relation[, object]))``; ``core``:
+    it states the set's arrangement (file 1 always opens with one)."""
 
     weight: float
     wordings: list[tuple[str, tuple[str, ...]]]
@@ -615,7 +746,7 @@ _ADJECTIVES = {"a": ("little", "big", "cute", "brown", "happy", "fluffy"),
                "e": ("big", "little", "yummy", "hot", "tasty", "fresh"),
                "t": ("big", "little", "new", "red", "shiny", "old")}
 ADJECTIVE_P = 0.3
-#: words an annotator may put after "is" (``MODIFIER_P`` of the time; the spatial ones only in spatial relations)
+#: words an annotator may put after "is" (``MODIFIER_P`` of the time; the spatial ones in spatial relations)
 _MODIFIERS, _SPATIAL_MODIFIERS = ("now", "also", "still"), ("right", "just")
 MODIFIER_P = 0.35
 
@@ -634,7 +765,8 @@ def _a(name: str, rng: np.random.Generator) -> str:
     return word if name in _GLASSES else f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
-def _relation(weight: float, subject: str, relations: Sequence[str], obj: str, core: bool = False) -> Statement:
+def _relation(weight: float, subject: str, relations: Sequence[str], obj: str,
+              core: bool = False) -> Statement:
     """``subject relation obj.`` in each of the ``relations`` wordings."""
     return Statement(weight, [(f"{subject} {rel} {obj}.", (subject, rel, obj)) for rel in relations], core)
 
@@ -655,17 +787,19 @@ def _people_statements(plan: SetPlan, at: dict[str, Placed], large_w: str) -> li
     if plan.arrangement == "apart":
         out.append(_relation(4.0, a, ["is across from", "is far from", "is far away from"], b, core=True))
     elif plan.arrangement == "together":
-        out.append(_relation(4.0, a, ["is next to", "is beside", "is standing beside", "is near"], b, core=True))
+        together = ["is next to", "is beside", "is standing beside", "is near"]
+        out.append(_relation(4.0, a, together, b, core=True))
     left, right = (_proper(r) for r in sorted(roles, key=lambda r: at[r].x))
     if plan.arrangement == "apart":
-        out.append(Statement(1.5, [(f"{left} is on the left.", (left, "is on", "the left")),
+        out.append(Statement(1.0, [(f"{left} is on the left.", (left, "is on", "the left")),
                                    (f"{right} is on the right.", (right, "is on", "the right")),
                                    (f"{left} is on the left side.", (left, "is on", "the left side"))]))
     else:
-        out.append(Statement(1.5, [(f"{left} is left of {right}.", (left, "is left of", right)),
+        out.append(Statement(1.0, [(f"{left} is left of {right}.", (left, "is left of", right)),
                                    (f"{left} is to the left of {right}.", (left, "is to the left of", right)),
                                    (f"{right} is right of {left}.", (right, "is right of", left)),
-                                   (f"{right} is to the right of {left}.", (right, "is to the right of", left))]))
+                                   (f"{right} is to the right of {left}.",
+                                    (right, "is to the right of", left))]))
     for role in roles:
         if plan.faces[role]:
             other = _proper(next(r for r in roles if r != role))
@@ -678,9 +812,16 @@ def _statements(plan: SetPlan, at: dict[str, Placed], rng: np.random.Generator) 
     out: list[Statement] = []
     sky, large = at["sky"], at["large"]
     sky_w, large_w = _the(plan.sky, rng), _the(plan.large, rng)
-    out.append(_relation(1.0, sky_w, ["is in", "is flying in"] if plan.sky in _FLYING else ["is in"], "the sky"))
+    in_sky = ["is in", "is flying in"] if plan.sky in _FLYING else ["is in"]
+    out.append(_relation(1.0, sky_w, in_sky, "the sky"))
     height = "high" if sky.y < 90 else "low"
     out.append(_relation(2.0, sky_w, [f"is {height} in"], "the sky"))
+    if large.z:  # far away
+        out.append(Statement(2.5, [(f"{large_w} is in the back.", (large_w, "is in", "the back")),
+                                   (f"{large_w} is far away.", (large_w, "is far away"))]))
+    else:
+        out.append(Statement(2.5, [(f"{large_w} is in the front.", (large_w, "is in", "the front")),
+                                   (f"{large_w} is close.", (large_w, "is close"))]))
     if plan.sky_above:
         out.append(_relation(2.5, sky_w, ["is above", "is over"], large_w))
     elif sky.x < 180 or sky.x > 320:
@@ -693,8 +834,9 @@ def _statements(plan: SetPlan, at: dict[str, Placed], rng: np.random.Generator) 
                                    (f"{large_w} is in the center.", (large_w, "is in", "the center"))]))
     else:
         where = "left" if large.x < 250 else "right"
-        out.append(Statement(2.5, [(f"{large_w} is on the {where}.", (large_w, "is on", f"the {where}")),
-                                   (f"{large_w} is on the {where} side.", (large_w, "is on", f"the {where} side"))],
+        out.append(Statement(2.0, [(f"{large_w} is on the {where}.", (large_w, "is on", f"the {where}")),
+                                   (f"{large_w} is on the {where} side.",
+                                    (large_w, "is on", f"the {where} side"))],
                              core=plan.arrangement == "alone"))
     out += _people_statements(plan, at, large_w)
     for name, target in plan.animals:
@@ -703,11 +845,12 @@ def _statements(plan: SetPlan, at: dict[str, Placed], rng: np.random.Generator) 
                     else ["is in front of", "is near", "is by"])
             out.append(_relation(3.0, _the(name, rng), rels, large_w))
         else:
-            out.append(_relation(3.0, _the(name, rng), ["is next to", "is beside", "is near", "is sitting by"],
-                                 _proper(target)))
+            beside = ["is next to", "is beside", "is near", "is sitting by"]
+            out.append(_relation(3.0, _the(name, rng), beside, _proper(target)))
     for name, wearer in plan.clothing:
         s, his, o = _proper(wearer), "his" if wearer == "mike" else "her", _a(name, rng)
-        out.append(Statement(3.0, [(f"{s} is wearing {o}.", (s, "is wearing", o)), (f"{s} wears {o}.", (s, "wears", o)),
+        out.append(Statement(3.0, [(f"{s} is wearing {o}.", (s, "is wearing", o)),
+                                   (f"{s} wears {o}.", (s, "wears", o)),
                                    (f"{s} has {o} on {his} head.", (s, "has on", o))]))
     for name, holder, mode in plan.items:
         s, o, a = _proper(holder), _the(name, rng), _a(name, rng)
@@ -717,6 +860,10 @@ def _statements(plan: SetPlan, at: dict[str, Placed], rng: np.random.Generator) 
         out.append(Statement(3.0, [(f"{s} {rel} {obj}.", (s, rel, obj)) for rel, obj in wordings]))
     for role in plan.people:
         s, his = _proper(role), "his" if role == "mike" else "her"
+        where = "back" if at[role].z else "front"
+        out.append(Statement(1.5, [(f"{s} is in the {where}.", (s, "is in", f"the {where}")),
+                                   (f"{s} is standing in the {where}.",
+                                    (s, "is standing in", f"the {where}"))]))
         pose, expression = V.pose_expression(at[role].name)
         out.append(Statement(1.0, [(f"{s} is {w}.", (s, f"is {w}")) for w in _EXPRESSION_WORDS[expression]]))
         if pose != _KICKING_POSE:
@@ -733,14 +880,16 @@ def _describe(statements: list[Statement], rng: np.random.Generator, *, core_fir
     rest = [i for i in range(len(statements)) if i not in first]
     weights = np.array([statements[i].weight for i in rest])
     size = min(SENTENCES_PER_FILE - len(first), len(rest))
-    chosen = first + [rest[i] for i in rng.choice(len(rest), size=size, replace=False, p=weights / weights.sum())]
+    drawn = rng.choice(len(rest), size=size, replace=False, p=weights / weights.sum())
+    chosen = first + [rest[i] for i in drawn]
     out = []
     for i in chosen:
         sentence, fields = _pick(rng, statements[i].wordings)
         relation = fields[1] if len(fields) == 3 else ""
         if relation.startswith("is ") and rng.random() < MODIFIER_P:
             sided = any(w in " ".join(fields[1:]) for w in ("left", "right"))
-            modifier = _pick(rng, _MODIFIERS + (_SPATIAL_MODIFIERS if V.is_explicit(relation) and not sided else ()))
+            spatial = _SPATIAL_MODIFIERS if V.is_explicit(relation) and not sided else ()
+            modifier = _pick(rng, _MODIFIERS + spatial)
             fields = (fields[0], f"is {modifier} {relation[3:]}", fields[2])
             sentence = sentence.replace(f" {relation} ", f" {fields[1]} ", 1)
         sentence = sentence[0].upper() + sentence[1:]
@@ -768,10 +917,10 @@ def write_release(root: str | Path, *, seed: int = 0, sets: int = DEFAULT_SETS) 
     tuple_lines: list[list[str]] = [[], []]
     ordinal = 0
     for set_idx in range(sets):
-        plan = _plan_set(rng)
+        plan = plan_set(rng)
         previous: list[list[tuple[str, tuple[str, ...]]]] = []
         for _ in range(SCENES_PER_SET):
-            placed, at = _sample_scene(plan, rng)
+            placed, at = sample_scene(plan, rng)
             files = [_describe(_statements(plan, at, rng), rng, core_first=k == 0) for k in range(2)]
             if ordinal == EMPTY_SCENE:  # an annotator who wrote sentences but left the canvas empty
                 placed, files = [], previous or files
