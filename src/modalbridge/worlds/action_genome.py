@@ -9,12 +9,10 @@ mAP. The pickles are ours, so converting them with ``allow_pickle=True`` is safe
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from modalbridge.core.paths import worlds_dir
+from modalbridge.core.worlds import build_world
 from modalbridge.datasets.action_genome import prepare_action_genome, write_action_genome_fixture
 
 VERSION = 2  # v2: test videos with actions (v1 had none, so its mAP was undefined)
@@ -24,22 +22,10 @@ FRAMES = 10
 
 def action_genome_world(seed: int = 0) -> Path:
     """The cached world (``world://action-genome``): raw release + ``train_dataset.json``/``val_dataset.json``."""
-    root = worlds_dir() / f"action-genome-v{VERSION}-s{seed}"
-    if (root / ".complete").is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        write_action_genome_fixture(tmp, seed=seed, videos=VIDEOS, frames=FRAMES)
-        prepare_action_genome(tmp, allow_pickle=True)
-        (tmp / ".complete").write_text(json.dumps({"seed": seed, "videos": VIDEOS, "frames": FRAMES}))
-        try:
-            tmp.rename(root)
-        except OSError:
-            if not (root / ".complete").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    def write(folder: Path) -> None:
+        write_action_genome_fixture(folder, seed=seed, videos=VIDEOS, frames=FRAMES)
+        prepare_action_genome(folder, allow_pickle=True)
+
+    return build_world(worlds_dir() / f"action-genome-v{VERSION}-s{seed}",
+                       {"seed": seed, "videos": VIDEOS, "frames": FRAMES}, write)

@@ -19,7 +19,7 @@ from modalbridge.tasks.scenes import vocab as V
 from modalbridge.tasks.scenes.abstract_scenes import read_processed
 from modalbridge.tasks.scenes.models import TINY_BERT
 
-from .test_module import one_error, one_thread, tiny_sr_bert  # noqa: F401  (one_thread: autouse fixture)
+from .test_module import one_error, tiny_sr_bert  # noqa: F401  (tiny_sr_bert: a fixture)
 
 TEXT = "mike is left of the tree. the sun is in the sky."
 

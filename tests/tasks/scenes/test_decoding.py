@@ -21,31 +21,12 @@ from modalbridge.tasks.scenes.decoding import (
     highest_confidence_beam,
     leave_one_out,
 )
-from modalbridge.tasks.scenes.models import AttentionBaseline, SRBertContinuous, SRBertDiscrete
+from modalbridge.tasks.scenes.models import AttentionBaseline
 
-from .test_models import SCENES, scene_batch, tiny
+from .test_models import SCENES, scene_batch
 
 DISCRETE_ONLY = ("hc", "hc-beam", "le")
 FIELDS = ("x", "y", "o", "x_px", "y_px", "order", "predicted")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two on a loaded 2-core machine (5-100x here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def discrete():
-    return tiny(SRBertDiscrete)
-
-
-@pytest.fixture(scope="module")
-def continuous():
-    return tiny(SRBertContinuous)
 
 
 @pytest.fixture(scope="module")

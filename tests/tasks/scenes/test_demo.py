@@ -11,14 +11,6 @@ from modalbridge.tasks.scenes.demo import DemoConfig, run_demo
 TINY = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_demo_prints_the_claim_table_and_writes_a_report_that_renders(tmp_path, capsys):
     from browser import chromium_or_skip, render_report
 
@@ -39,7 +31,8 @@ def test_demo_prints_the_claim_table_and_writes_a_report_that_renders(tmp_path, 
 
 @pytest.mark.slow
 def test_default_demo_shows_table_3_1_orderings(tmp_path):
-    """``modalbridge demo scenes`` as it runs by default (one seed, every test scene of the world)."""
+    """``modalbridge demo scenes`` as it runs by default (one seed, every test scene of the world; both cores)."""
+    torch.set_num_threads(2)  # the folder's fixture restores one thread after this module
     run_demo(out=tmp_path / "demo")
     claims = {c["claim"]: c for c in json.loads((tmp_path / "demo" / "results.json").read_text())["claims"]}
     mean = {name: float(c["mean (×100)"]) for name, c in claims.items()}

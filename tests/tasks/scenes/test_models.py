@@ -80,25 +80,6 @@ SCENES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two on a loaded 2-core machine (5-100x here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def discrete():
-    return tiny(SRBertDiscrete)
-
-
-@pytest.fixture(scope="module")
-def continuous():
-    return tiny(SRBertContinuous)
-
-
 def baselines():
     torch.manual_seed(0)
     return [cls(kind, hidden=16).eval() for cls in (AttentionBaseline, RNNAttentionBaseline)

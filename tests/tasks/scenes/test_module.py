@@ -55,15 +55,6 @@ def one_error(capsys, *words: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def sr_bert_run(tmp_path_factory) -> Path:
     return tiny_sr_bert(tmp_path_factory)

@@ -79,9 +79,6 @@ drops the scene); scene 14 has no sentences.
 from __future__ import annotations
 
 import colorsys
-import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +87,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from modalbridge.core.paths import worlds_dir
+from modalbridge.core.worlds import build_world
 from modalbridge.tasks.scenes import vocab as V
 from modalbridge.tasks.scenes.abstract_scenes import (
     PNGS_DIR,
@@ -953,29 +951,9 @@ def scenes_world(seed: int = 0, sets: int = DEFAULT_SETS) -> Path:
     sibling renamed into place, a ``.complete`` marker written last; a folder from another world version is
     rebuilt."""
     name = f"scenes-{seed}" if sets == DEFAULT_SETS else f"scenes-{seed}-{sets}sets"
-    root = worlds_dir() / name
-    meta = {"version": VERSION, "seed": seed, "sets": sets}
-    marker = root / ".complete"
-    if marker.is_file() and json.loads(marker.read_text()) == meta:
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
-    try:
-        write_release(tmp, seed=seed, sets=sets)
-        prepare_abstract_scenes(tmp, tmp / "processed")
-        (tmp / ".complete").write_text(json.dumps(meta))
-        if root.exists():
-            if marker.is_file() and json.loads(marker.read_text()) == meta:  # another process finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return root
-            shutil.rmtree(root, ignore_errors=True)  # stale or from another version
-        try:
-            tmp.rename(root)
-        except OSError:
-            if not (marker.is_file() and json.loads(marker.read_text()) == meta):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    def write(folder: Path) -> None:
+        write_release(folder, seed=seed, sets=sets)
+        prepare_abstract_scenes(folder, folder / "processed")
+
+    return build_world(worlds_dir() / name, {"version": VERSION, "seed": seed, "sets": sets}, write)
