@@ -50,7 +50,13 @@ FLOW_METHODS = ("dis", "farneback", "tvl1")
 
 
 def _flow_fn(method: str):
-    """Return ``fn(prev_grey, next_grey) -> (H, W, 2) float32`` for ``method``."""
+    """Return ``fn(prev_grey, next_grey) -> (H, W, 2) float32`` for ``method``. Inputs are made C-contiguous:
+    OpenCV's DIS refuses strided images (PyAV ≥ 18.1.1 returns the decoder's padded luma rows as a strided view)."""
+    flow = _raw_flow_fn(method)
+    return lambda a, b: flow(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+def _raw_flow_fn(method: str):
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         return lambda a, b: dis.calc(a, b, None)
