@@ -12,6 +12,7 @@ hold* (mean ≤ 0). :func:`claim_table_text` prints a list of them as the plain-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ import torch
 
 from modalbridge.metrics.uncertainty import paired_bootstrap, seed_interval
 
-__all__ = ["Claim", "claim_table_text", "measure_claim"]
+__all__ = ["Claim", "choose_config", "claim_table_text", "measure_claim"]
 
 
 @dataclass
@@ -69,3 +70,11 @@ def claim_table_text(items: Sequence[Claim]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
     return "\n".join(lines)
+
+
+def choose_config(cls, config=None, *, quick: bool = False, long: bool = False, seeds=None):
+    """A demo's recipe from the CLI's switches: ``config`` as given, else ``cls.quick()`` / ``cls.long()`` /
+    ``cls()``; ``seeds`` replaces its seeds."""
+    if config is None:
+        config = cls.quick() if quick else cls.long() if long else cls()
+    return config if seeds is None else dataclasses.replace(config, seeds=tuple(seeds))

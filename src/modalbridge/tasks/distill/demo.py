@@ -19,7 +19,6 @@ words. Training precision is ``auto`` (bf16 autocast where the CPU/GPU computes 
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import logging
@@ -33,7 +32,7 @@ import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from modalbridge.core.claims import Claim, claim_table_text, measure_claim
+from modalbridge.core.claims import Claim, choose_config, claim_table_text, measure_claim
 from modalbridge.core.classifier import ModalityClassifierModule
 from modalbridge.core.paths import runs_dir
 from modalbridge.core.precision import describe_precision
@@ -244,11 +243,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoCon
              seeds: list[int] | None = None, long: bool = False) -> Path:
     """Run the demo; returns the path of ``report.html``. ``seeds`` overrides the config's; ``long`` selects
     :meth:`DemoConfig.long` and ``quick`` :meth:`DemoConfig.quick` (ignored when ``config`` is given)."""
-    if config is None:
-        config = DemoConfig.quick() if quick else DemoConfig.long() if long else DemoConfig()
-    if seeds is not None:
-        config = dataclasses.replace(config, seeds=tuple(seeds))
-    cfg = config
+    cfg = choose_config(DemoConfig, config, quick=quick, long=long, seeds=seeds)
     out = Path(out) if out is not None else runs_dir() / "demo"
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()

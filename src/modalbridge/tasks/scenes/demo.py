@@ -31,7 +31,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from modalbridge.core.claims import Claim, claim_table_text, measure_claim
+from modalbridge.core.claims import Claim, choose_config, claim_table_text, measure_claim
 from modalbridge.core.paths import runs_dir
 from modalbridge.core.precision import describe_precision
 from modalbridge.core.report import table_html, write_report
@@ -140,10 +140,11 @@ def _train_seed(cfg: DemoConfig, seed: int) -> dict[str, Any]:
     return out
 
 
-def _per_scene(result: dict, strategy: str, metric: str, first: str) -> torch.Tensor:
-    rows = result["rows"]
-    key = metric if strategy == first else f"{strategy}/{metric}"
-    return rows[key].double()
+def _prefix(model: str, strategy: str, cfg: DemoConfig) -> str:
+    """The rows/metrics prefix of one model's strategy: its first strategy (``ss`` for the centre baseline) is
+    unprefixed, the others ``<strategy>/``."""
+    first = "ss" if model == CENTRE else cfg.strategies[0]
+    return "" if strategy == first else f"{strategy}/"
 
 
 def claims(per_seed: list[dict[str, Any]], cfg: DemoConfig) -> tuple[list[Claim], list[dict[str, Any]]]:
@@ -157,9 +158,9 @@ def claims(per_seed: list[dict[str, Any]], cfg: DemoConfig) -> tuple[list[Claim]
                    (f"{first} > ss decoding (SR-BERT)", (SRBERT, first), (SRBERT, "ss"), "Table 3.1: +3 to +6 (×100)")]
     for metric, label in (("abs_sim", "S_abs"), ("rel_sim", "S_rel")):
         for name, (a_model, a_strategy), (b_model, b_strategy), thesis in comparisons:
-            a = torch.stack([_per_scene(s[a_model], a_strategy, metric, first if a_model != CENTRE else "ss")
+            a = torch.stack([s[a_model]["rows"][_prefix(a_model, a_strategy, cfg) + metric].double()
                              for s in per_seed])
-            b = torch.stack([_per_scene(s[b_model], b_strategy, metric, first if b_model != CENTRE else "ss")
+            b = torch.stack([s[b_model]["rows"][_prefix(b_model, b_strategy, cfg) + metric].double()
                              for s in per_seed])
             diff = (a - b) * 100  # (seeds, scenes)
             gain = diff.mean(0)
@@ -178,11 +179,7 @@ def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoCon
     """Run the demo; returns the path of ``report.html``."""
     from modalbridge.core.worlds import resolve_root
 
-    if config is None:
-        config = DemoConfig.quick() if quick else DemoConfig.long() if long else DemoConfig()
-    if seeds is not None:
-        config = dataclasses.replace(config, seeds=tuple(seeds))
-    cfg = config
+    cfg = choose_config(DemoConfig, config, quick=quick, long=long, seeds=seeds)
     out = Path(out) if out is not None else runs_dir() / "demo-scenes"
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -204,10 +201,9 @@ def _results_rows(per_seed: list[dict], cfg: DemoConfig) -> list[dict[str, Any]]
     from modalbridge.metrics.uncertainty import seed_interval
 
     rows = []
-    first = cfg.strategies[0]
     for model in (SRBERT, NODESC, CENTRE):
         for strategy in (cfg.strategies if model != CENTRE else ("ss",)):
-            prefix = "" if strategy == (first if model != CENTRE else "ss") else f"{strategy}/"
+            prefix = _prefix(model, strategy, cfg)
             row: dict[str, Any] = {"model": model, "decoding": strategy}
             for metric in ("abs_sim", "rel_sim", "rel_sim_mean"):
                 values = [s[model]["metrics"][f"{prefix}{metric}"] for s in per_seed]
@@ -231,7 +227,7 @@ def _relation_rows(per_seed: list[dict], cfg: DemoConfig) -> list[dict[str, Any]
     first = cfg.strategies[0]
     for model, strategy in ((SRBERT, first), (SRBERT, "ss"), (NODESC, first), (CENTRE, "ss")):
         r = seed[model]["rows"]
-        prefix = "" if strategy == (first if model != CENTRE else "ss") else f"{strategy}/"
+        prefix = _prefix(model, strategy, cfg)
         layouts = []
         for k, scene in enumerate(scenes):
             n = len(scene["elements"])
