@@ -221,3 +221,16 @@ def test_debug_flag_shows_the_traceback_in_a_subprocess(tmp_path):
     assert "modalbridge: error:" in plain.stderr and "--debug" in plain.stderr
     assert debug.returncode != 0 and "Traceback (most recent call last)" in debug.stderr
     assert "DataError" in debug.stderr and "dataset folder not found" in debug.stderr
+
+
+def test_data_prepare_has_one_parser_per_dataset_with_its_own_options(capsys):
+    """``data prepare <dataset>``: an unknown dataset is refused naming the known ones; a dataset's own options
+    (``DatasetEntry.prepare_arguments``) appear in its help only."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "prepare", "nosuchdataset", "/tmp"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nosuchdataset'" in err and "something-else" in err
+    with pytest.raises(SystemExit):
+        main(["data", "prepare", "something-else", "--help"])
+    assert "--out" in capsys.readouterr().out

@@ -219,6 +219,26 @@ def _data_check(args) -> int:
     return 1 if report.problems else 0
 
 
+def _add_prepare_parsers(parser: argparse.ArgumentParser) -> None:
+    """``modalbridge data prepare <dataset> <root> [--out DIR] [options]``: one sub-parser per dataset with a
+    prepare step, carrying the common options and the dataset's own (``DatasetEntry.prepare_arguments``)."""
+    from modalbridge.core.plugins import all_datasets
+
+    entries = {n: e for n, e in sorted(all_datasets().items()) if e.prepare}
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET",
+                                help=f"one of: {', '.join(entries)}")
+    for name, entry in entries.items():
+        c = sub.add_parser(name, help=entry.doc or None, description=entry.doc or None)
+        c.add_argument("root", help="dataset folder (Something-Else: split lists + box parts + videoid2size.json)")
+        c.add_argument("--out", help="output folder (default: root, or the dataset's own default)")
+        c.add_argument("--variant", default=None, help="split lists (Something-Else)")
+        c.add_argument("--allow-pickle", action="store_true",
+                       help="Action Genome ships pickles: read them (restricted unpickler) only with this flag")
+        if entry.prepare_arguments is not None:
+            entry.prepare_arguments(c)
+        c.set_defaults(func=_data_prepare)
+
+
 def _data_prepare(args) -> int:
     from modalbridge.core.plugins import load_target
     from modalbridge.core.worlds import resolve_root
@@ -312,13 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("root")
     c.set_defaults(func=_data_check)
     c = dsub.add_parser("prepare", help="convert a dataset's release into the format the data modules read")
-    c.add_argument("dataset", help="a dataset name with a prepare step (see `modalbridge tasks`)")
-    c.add_argument("root", help="dataset folder (Something-Else: split lists + box parts + videoid2size.json)")
-    c.add_argument("--out", help="output folder (default: root)")
-    c.add_argument("--variant", default=None, help="split lists (Something-Else)")
-    c.add_argument("--allow-pickle", action="store_true",
-                   help="Action Genome ships pickles: read them (restricted unpickler) only with this flag")
-    c.set_defaults(func=_data_prepare)
+    _add_prepare_parsers(c)
     s = sub.add_parser("models", help="list registered models")
     s.add_argument("--task", default=None)
     s.set_defaults(func=_models)

@@ -92,13 +92,17 @@ class DatasetEntry:
         check: ``"module:function"`` taking the root folder and returning ``list[DataError]`` or
             ``(problems, summary)`` with ``summary`` a ``{what: count}`` dict (videos, rows, classes …).
         prepare: optional ``"module:function"`` taking ``(root: Path, out: Path | None, args: Namespace)``
-            (``args.variant``, ``args.allow_pickle``) and returning ``{name: written path}``.
+            (``args.variant``, ``args.allow_pickle`` and the dataset's own options) and returning
+            ``{name: written path}``.
+        prepare_arguments: adds the dataset's own options to its ``modalbridge data prepare <name>`` parser
+            (runs at every CLI start: keep it import-free).
     """
 
     name: str
     check: str | None = None
     prepare: str | None = None
     doc: str = ""
+    prepare_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 @dataclass(frozen=True)

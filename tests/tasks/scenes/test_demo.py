@@ -44,3 +44,20 @@ def test_default_demo_shows_table_3_1_orderings(tmp_path):
     assert mean["SR-BERT > no description (hc-beam), S_abs"] > 1.5, claims
     assert mean["SR-BERT (hc-beam) > centre baseline, S_abs"] > 10 and mean[
         "SR-BERT (hc-beam) > centre baseline, S_rel"] > 10, claims
+
+
+@pytest.mark.slow
+def test_highest_confidence_beats_one_step_with_the_papers_masking(tmp_path):
+    """Table 3.1's decoding ordering, on SR-BERT trained with the paper's 15 % Bernoulli masking (the model
+    ``--long`` adds; ~2–3 min). Measured 2026-12-07 (seed 0, bf16, 12 epochs, 300 test scenes): hc-beam − ss
+    S_rel +4.6 [+3.5, +5.7], S_abs +1.1 [+0.0, +2.1] (thesis: +5.7 / +3.3). Under the demo's uniform masking
+    one-step decoding is in-distribution and the gap vanishes (S_abs −0.8, S_rel +0.6): the thesis's gap comes
+    from the masking rate, which the docs report."""
+    from modalbridge.tasks.scenes.demo import PAPER
+
+    torch.set_num_threads(2)
+    run_demo(out=tmp_path / "demo", config=DemoConfig(models=(PAPER,)))
+    claims = {c["claim"]: c for c in json.loads((tmp_path / "demo" / "results.json").read_text())["claims"]}
+    mean = {name: float(c["mean (×100)"]) for name, c in claims.items()}
+    assert mean[f"hc-beam > ss decoding ({PAPER}), S_rel"] > 2.0, claims
+    assert mean[f"hc-beam > ss decoding ({PAPER}), S_abs"] > 0.0, claims

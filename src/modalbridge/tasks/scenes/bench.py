@@ -19,8 +19,7 @@ import torch
 from modalbridge.core.benchmark import interleaved_ms
 from modalbridge.core.precision import autocast, cpu_computes_bf16
 from modalbridge.core.registry import create_model
-
-TINY_BERT = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+from modalbridge.nn.bert import TINY_BERT
 
 
 def _batch(scenes: int, train: bool) -> dict[str, torch.Tensor]:

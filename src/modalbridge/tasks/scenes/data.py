@@ -31,21 +31,12 @@ from torch.utils.data import Dataset
 from modalbridge.core.data import SeededDataModule
 from modalbridge.core.errors import DataError
 from modalbridge.core.worlds import resolve_root
+from modalbridge.nn.bert import load_tokenizer
 from modalbridge.tasks.scenes import vocab as V
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SceneDataModule", "SceneSamples", "collate_scenes", "load_tokenizer", "split_file"]
-
-
-def load_tokenizer(name_or_path: str):
-    """The WordPiece tokenizer of a BERT folder resolved by :func:`~modalbridge.core.weights.resolve_weights`
-    (``"minilm-l6"``: the bert-base-uncased vocabulary bundled with all-MiniLM-L6-v2)."""
-    from transformers import BertTokenizerFast
-
-    from modalbridge.core.weights import resolve_weights
-
-    return BertTokenizerFast.from_pretrained(str(resolve_weights(name_or_path)), local_files_only=True)
 
 
 def split_file(root: Path, split: str) -> Path:

