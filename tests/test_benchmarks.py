@@ -43,3 +43,15 @@ def test_scenes_bench_decodes_batched_and_alone_identically_and_times_training(m
     result = bench.decoding(model, bench._batch(3, train=False), repeats=1)
     assert result["identical_placements"] and result["strategies"]["hc-beam"]["passes_per_scene"] > 1
     assert bench.training(model, bench._batch(3, train=True), repeats=1)["32-true_steps_per_s"] > 0
+
+
+def test_atlas_bench_paths_run_and_agree(monkeypatch):
+    """Each part of ``modalbridge bench atlas`` runs at a small size: the batched SOD loss equals the per-sample
+    loop, and the boundary KD-tree equals brute force."""
+    bench = _load("atlas")
+    for row in bench.sod(batch=4, points=(10,), repeats=1).values():
+        assert row["same_value"] and row["speedup"] > 0
+    result = bench.nearest((40, 50, 60), queries=50, brute_queries=20, ellipsoid_radius=8.0)
+    assert result["finite"] and result["ellipsoid"]["same"] and result["queries_per_s"] > 0
+    assert all(v > 0 for v in bench.grounding((16,), {"tiny": {"bert_config": bench.TINY_BERT}}, batch=2,
+                                             repeats=1).values())

@@ -64,7 +64,14 @@ def measure_claim(name: str, thesis: str, statistic: Callable[[torch.Tensor], to
 
 def claim_table_text(items: Sequence[Claim]) -> str:
     """The claims as a plain-text table (what a demo prints last)."""
-    rows = [c.row() for c in items]
+    mixed = len({(c.unit, c.item_name) for c in items}) > 1  # e.g. points and cm: the unit goes into the cell
+    rows = []
+    for c in items:
+        row = c.row()
+        if mixed:
+            row = {("mean" if k.startswith("mean (") else "95% CI (bootstrap)" if k.endswith("(bootstrap)") else k):
+                   (f"{v} {c.unit}" if k.startswith("mean (") else v) for k, v in row.items()}
+        rows.append(row)
     cols = [k for k in rows[0] if k not in ("thesis", "per seed")] if rows else []
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
