@@ -24,6 +24,16 @@ def _modalbridge_home(tmp_path_factory):
     yield
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (tiny models run 5–100× faster on one thread than on two on a
+    loaded 2-core machine); the task folders' conftests make it automatic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def forbid_video(monkeypatch):
     """``forbid_video(module, ..., dataset=None)``: the modules' ``probe``/``read_frames`` and the dataset's

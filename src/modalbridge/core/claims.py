@@ -13,15 +13,17 @@ hold* (mean ≤ 0). :func:`claim_table_text` prints a list of them as the plain-
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from modalbridge.metrics.uncertainty import paired_bootstrap, seed_interval
 
-__all__ = ["Claim", "choose_config", "claim_table_text", "measure_claim"]
+__all__ = ["Claim", "choose_config", "claim_table_text", "demo_finish", "demo_start", "measure_claim"]
 
 
 @dataclass
@@ -85,3 +87,28 @@ def choose_config(cls, config=None, *, quick: bool = False, long: bool = False, 
     if config is None:
         config = cls.quick() if quick else cls.long() if long else cls()
     return config if seeds is None else dataclasses.replace(config, seeds=tuple(seeds))
+
+
+def demo_start(task: str, cfg, out: str | Path | None, world: str | None = None, detail: str = "") -> tuple[Path, float]:
+    """A demo's output folder (``out``, default ``runs/demo-<task>``, created) and start time; builds or finds
+    ``world`` (``world://…``) and prints the run's header line (world, precision, seeds, ``detail``)."""
+    from modalbridge.core.paths import runs_dir
+    from modalbridge.core.precision import describe_precision
+
+    folder = Path(out) if out is not None else runs_dir() / f"demo-{task}"
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    where = ""
+    if world is not None:
+        from modalbridge.core.worlds import resolve_root
+
+        where = f"{task} world at {resolve_root(world)} ({time.time() - start:.0f} s); "
+    print(f"[demo] {where}{describe_precision(cfg.precision, 'cpu')}; seeds {', '.join(map(str, cfg.seeds))}; "
+          f"{detail} → {folder}", flush=True)
+    return folder, start
+
+
+def demo_finish(found: Sequence[Claim], start: float, report: Path) -> None:
+    """Print the claim table and how long the demo took (what every demo ends with)."""
+    print("\n" + claim_table_text(found))
+    print(f"\n[demo] finished in {(time.time() - start) / 60:.1f} min; report: {report}")

@@ -66,6 +66,16 @@ def shard_arg(text: str) -> tuple[int, int]:
     return index, count
 
 
+#: what the inference verbs' ``--precision`` takes
+PRECISIONS = ("auto", "bf16-mixed", "32-true")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser, *, choices: tuple[str, ...] | None = PRECISIONS) -> None:
+    """The ``--precision`` option every inference verb shares (``auto``: bf16 where the hardware computes it)."""
+    parser.add_argument("--precision", default="auto", choices=choices,
+                        help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
+
+
 @dataclass(frozen=True)
 class Verb:
     """A CLI verb a task adds: ``modalbridge <name> …`` (or ``modalbridge <group> <name> …``).

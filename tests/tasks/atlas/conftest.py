@@ -1,13 +1,8 @@
-"""Fixtures of the atlas tests: one torch thread (tiny models run much faster on one thread than on two on a loaded
-2-core machine)."""
+"""Fixtures of the atlas tests: one torch thread for every module (``one_thread``, tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)

@@ -16,14 +16,6 @@ NAMES = ("sod_regressor", "organ_classifier", "siamese", "pooled_encoder", "cent
          "occurrence_random")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_every_model_is_registered_for_the_atlas_task():
     assert set(NAMES) <= set(list_models("atlas"))
     for name in NAMES:

@@ -30,14 +30,6 @@ from .test_data import KIDNEY, LUNG, ORGANS, tiny_atlas, write_processed  # noqa
 TINY = {"bert_config": TINY_BERT}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory):
     return write_processed(tmp_path_factory.mktemp("atlas") / "processed")

@@ -4,7 +4,7 @@ and the ``recognize`` verb shared by every video task (each task says how its ch
 
 from __future__ import annotations
 
-from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, shard_arg
+from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, add_precision_argument, shard_arg
 
 
 def _recognize_arguments(p) -> None:
@@ -13,8 +13,7 @@ def _recognize_arguments(p) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--boxes", help="layout/fusion checkpoints: box JSON (default: <video>.json next to it)")
     p.add_argument("--picture", help="layout/fusion checkpoints: save frames with boxes and the label here")
-    p.add_argument("--precision", default="auto",
-                   help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
+    add_precision_argument(p, choices=None)
 
 
 def _flow_arguments(c) -> None:

@@ -65,6 +65,7 @@ import numpy as np
 
 from modalbridge.core.errors import DataError
 from modalbridge.core.paths import natural_key
+from modalbridge.io.records import read_json_file
 
 __all__ = ["ANIMAL_MESH", "PATCHES", "RECORD_FIELDS", "AliasIndex", "Patch", "alias_lists", "apply_patches",
            "article_problem", "bioasq_files", "build_corpus", "find_keywords", "is_animal", "iter_bioasq",
@@ -601,12 +602,7 @@ def read_records(path: str | Path, *, organs: Sequence[str] | None = None, count
     match. Records with an empty ``organ_indices`` are skipped and counted (``counts["empty organ_indices"]``).
     With ``errors``, bad records are reported there and left out instead of raised."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("record file not found", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, row=exc.lineno) from None
+    data = read_json_file(path, "record file")
     if not isinstance(data, list):
         raise DataError(f"expected a JSON list of records, got {type(data).__name__}", path=path)
     counts = {} if counts is None else counts

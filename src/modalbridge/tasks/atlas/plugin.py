@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb
+from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, add_precision_argument
 
 
 def _prepare_arguments(p) -> None:
@@ -32,8 +32,7 @@ def _ground_arguments(p) -> None:
     p.add_argument("-k", "--k", type=int, default=5, help="with --retrieve: documents to return")
     p.add_argument("--atlas", help="atlas to use instead of the checkpoint's training data (atlas.npz, SIO "
                                    "innerorgans/ or a labelled NIfTI)")
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16-mixed", "32-true"),
-                   help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
+    add_precision_argument(p)
 
 
 PLUGIN = TaskPlugin(

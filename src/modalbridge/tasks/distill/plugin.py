@@ -3,7 +3,7 @@ the teacher-logit cache verb and the main demo."""
 
 from __future__ import annotations
 
-from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, shard_arg
+from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, add_precision_argument, shard_arg
 
 
 def _cache_arguments(s) -> None:
@@ -24,7 +24,7 @@ def _cache_arguments(s) -> None:
     s.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: compute rows i::n only")
     s.add_argument("--merge", nargs="+", help="merge these shard files into --out instead")
     s.add_argument("--out", required=True)
-    s.add_argument("--precision", default="auto", help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
+    add_precision_argument(s, choices=None)
 
 
 PLUGIN = TaskPlugin(

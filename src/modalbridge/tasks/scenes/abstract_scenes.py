@@ -66,6 +66,7 @@ from pathlib import Path
 
 from modalbridge.core.errors import DataError
 from modalbridge.datasets.check import MAX_LISTED, CheckReport
+from modalbridge.io.records import read_json_file
 from modalbridge.tasks.scenes import vocab as V
 
 __all__ = ["PrepareSummary", "PreparedFiles", "RawElement", "RawRelease", "RawScene", "check_scenes",
@@ -555,13 +556,7 @@ def read_processed(path: str | Path, *, errors: list[DataError] | None = None) -
     """A processed split file → its scenes (validated; see :func:`_validate_scene`). With ``errors``, bad
     scenes are reported there and left out."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("processed split file not found", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=path,
-                        row=exc.lineno) from None
+    data = read_json_file(path, "processed split file")
     if not isinstance(data, list):
         raise DataError(f"expected a JSON list of scenes, got {type(data).__name__}", path=path)
     scenes = []

@@ -31,8 +31,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from modalbridge.core.claims import Claim, choose_config, claim_table_text, measure_claim
-from modalbridge.core.paths import runs_dir
+from modalbridge.core.claims import Claim, choose_config, demo_finish, demo_start, measure_claim
 from modalbridge.core.precision import describe_precision
 from modalbridge.core.report import table_html, write_report
 from modalbridge.core.trainer import Trainer
@@ -193,22 +192,13 @@ def claims(per_seed: list[dict[str, Any]], cfg: DemoConfig) -> tuple[list[Claim]
 def run_demo(quick: bool = False, out: str | Path | None = None, config: DemoConfig | None = None, *,
              seeds: list[int] | None = None, long: bool = False) -> Path:
     """Run the demo; returns the path of ``report.html``."""
-    from modalbridge.core.worlds import resolve_root
-
     cfg = choose_config(DemoConfig, config, quick=quick, long=long, seeds=seeds)
-    out = Path(out) if out is not None else runs_dir() / "demo-scenes"
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
-    world = resolve_root("world://scenes")
-    print(f"[demo] scenes world at {world} ({time.time() - t_start:.0f} s); "
-          f"{describe_precision(cfg.precision, 'cpu')}; seeds {', '.join(map(str, cfg.seeds))}; "
-          f"{cfg.epochs} epochs → {out}", flush=True)
+    out, t_start = demo_start("scenes", cfg, out, "world://scenes", f"{cfg.epochs} epochs")
     per_seed = [_train_seed(cfg, s) for s in cfg.seeds]
     found, welch = claims(per_seed, cfg)
     elapsed = time.time() - t_start
     report = _write(cfg, out, per_seed, found, welch, elapsed)
-    print("\n" + claim_table_text(found))
-    print(f"\n[demo] finished in {elapsed / 60:.1f} min; report: {report}")
+    demo_finish(found, t_start, report)
     return report
 
 

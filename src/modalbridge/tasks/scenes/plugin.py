@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb
+from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, add_precision_argument
 
 
 def _scene_arguments(p) -> None:
@@ -21,8 +21,7 @@ def _scene_arguments(p) -> None:
     p.add_argument("--heatmap", help="also draw where this clip-art (a name or a word such as 'dog') could go")
     p.add_argument("--cliparts-dir", help="folder of clip-art PNGs (Abstract Scenes Pngs/; default: the world's)")
     p.add_argument("--picture", default="scene.png", help="where to save the rendered scene (.png or .jpg)")
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16-mixed", "32-true"),
-                   help="auto (bf16 where the hardware computes it natively) | bf16-mixed | 32-true")
+    add_precision_argument(p)
 
 
 PLUGIN = TaskPlugin(
