@@ -49,7 +49,7 @@ def test_default_demo_shows_table_3_1_orderings(tmp_path):
 @pytest.mark.slow
 def test_highest_confidence_beats_one_step_with_the_papers_masking(tmp_path):
     """Table 3.1's decoding ordering, on SR-BERT trained with the paper's 15 % Bernoulli masking (the model
-    ``--long`` adds; ~2–3 min). Measured 2026-12-07 (seed 0, bf16, 12 epochs, 300 test scenes): hc-beam − ss
+    ``--long`` adds; ~2 min idle; passed 2026-12-07). Measured 2026-12-07 (seed 0, bf16, 12 epochs, 300 test scenes): hc-beam − ss
     S_rel +4.6 [+3.5, +5.7], S_abs +1.1 [+0.0, +2.1] (thesis: +5.7 / +3.3). Under the demo's uniform masking
     one-step decoding is in-distribution and the gap vanishes (S_abs −0.8, S_rel +0.6): the thesis's gap comes
     from the masking rate, which the docs report."""
