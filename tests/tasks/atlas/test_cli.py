@@ -85,7 +85,11 @@ def test_data_prepare_and_check_from_the_raw_release(tmp_path, capsys):
     shutil.copytree(world / "innerorgans", raw / "innerorgans")
     shutil.copytree(world / "bioasq", raw / "bioasq")
     out = tmp_path / "processed"
-    assert main(["data", "prepare", "atlas", str(raw), "--out", str(out), "--cap", "20", "--seed", "3"]) == 0
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"extend": True, "renames": {"liver": "hepar"}}))
+    assert main(["data", "prepare", "atlas", str(raw), "--out", str(out), "--cap", "20", "--seed", "3",
+                 "--glossary", str(rules)]) == 0
+    assert "hepar" in json.loads((out / "organs" / "organ2ind.json").read_text())
     assert {"atlas.npz", "dataset_train.json", "dataset_val.json", "dataset_test.json"} <= {
         p.name for p in out.iterdir()}
     capsys.readouterr()

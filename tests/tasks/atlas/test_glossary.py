@@ -152,3 +152,22 @@ def test_functional_groups():
     assert group_of("kidney") == "urinary" and group_of("spleen") is None
     assert functional_groups_for(["liver", "lung", "spleen", "trachea"]) == {
         "respiratory": ["lung", "trachea"], "digestive-solid": ["liver"]}
+
+
+def test_a_glossary_file_replaces_or_extends_the_built_in_rules(tmp_path):
+    import json
+
+    from modalbridge.core.errors import DataError
+    from modalbridge.tasks.atlas.glossary import SIO_GLOSSARY, load_glossary
+
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"extend": True, "renames": {"liver": "hepar"}, "drop": ["spleen"]}))
+    rules = load_glossary(path)
+    assert rules.renames["liver"] == "hepar" and rules.renames["left lung"] == "lung"  # extended, kept
+    assert rules.dropped("spleen") and rules.dropped("sternum")
+    path.write_text(json.dumps({"merges": {"heart": ["left atrium", "left ventricle"]}}))
+    assert dict(load_glossary(path).merges) == {"heart": ("left atrium", "left ventricle")}
+    assert load_glossary(path).drop == SIO_GLOSSARY.drop  # keys not given stay the built-in ones
+    path.write_text(json.dumps({"merge": {}}))
+    with pytest.raises(DataError, match="unknown glossary key"):
+        load_glossary(path)

@@ -128,11 +128,13 @@ def test_prepare_is_reproducible_and_finds_sources_itself(prepared, tmp_path):
 
 
 def test_prepare_arguments_defaults():
+    """The plugin's `data prepare atlas` options default to what prepare_atlas assumes when they are absent."""
+    from modalbridge.tasks.atlas.plugin import _prepare_arguments
+
     parser = argparse.ArgumentParser()
-    P.prepare_arguments(parser)
+    _prepare_arguments(parser)
     args = parser.parse_args([])
-    assert (args.atlas, args.bioasq, args.cap, args.seed, args.tokenizer, args.max_tokens) == \
-        (None, None, 500, 0, "minilm-l6", 512)
+    assert {k: getattr(args, k) for k in P.DEFAULTS} == P.DEFAULTS
     assert parser.parse_args(["--max-tokens", "128", "--cap", "7"]).max_tokens == 128
 
 

@@ -952,9 +952,10 @@ def _is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
-def read_atlas(path: str | Path) -> Atlas:
+def read_atlas(path: str | Path, glossary: Glossary | None = None) -> Atlas:
     """An atlas from ``atlas.npz``, an SIO folder (``innerorgans/`` or its parent), a folder holding
-    ``atlas.npz`` or exactly one ``.nii``/``.nii.gz``, or a NIfTI file (label table beside it)."""
+    ``atlas.npz`` or exactly one ``.nii``/``.nii.gz``, or a NIfTI file (label table beside it). ``glossary``:
+    the SIO rules to apply instead of :data:`~.glossary.SIO_GLOSSARY` (SIO folders only)."""
     path = Path(path)
     if path.is_file():
         if path.suffix == ".npz":
@@ -967,7 +968,7 @@ def read_atlas(path: str | Path) -> Atlas:
     if (path / "atlas.npz").is_file():
         return Atlas.load(path / "atlas.npz")
     if (path / "labels").is_dir() or (path / "innerorgans" / "labels").is_dir():
-        return read_sio(path)
+        return read_sio(path) if glossary is None else read_sio(path, glossary)
     niftis = sorted(p for p in path.iterdir() if p.is_file() and _is_nifti(p))
     if len(niftis) == 1:
         return read_nifti(niftis[0])

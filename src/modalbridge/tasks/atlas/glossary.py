@@ -216,3 +216,45 @@ def apply_glossary(raw: Mapping[str, Sequence[int]], glossary: Glossary,
         aliases[organ] = _unique(a for a in cleaned if a)
     organs = list(labels)
     return organs, {o: labels[o] for o in organs}, {o: aliases[o] for o in organs}
+
+
+#: the keys of a glossary file (``--glossary``): the :class:`Glossary` fields
+GLOSSARY_FIELDS = ("drop", "merges", "renames", "extra_aliases", "alias_overrides", "remove_aliases",
+                   "drop_right_copies")
+
+
+def load_glossary(path, base: Glossary | None = None) -> Glossary:
+    """A glossary from a JSON file (``modalbridge data prepare atlas --glossary rules.json``): its keys replace
+    those of ``base`` (default :data:`SIO_GLOSSARY`), e.g. ``{"merges": {"heart": ["left atrium", "left
+    ventricle"]}, "renames": {"left lung": "lung"}, "drop": ["aorta.*"]}``; ``"extend": true`` adds to ``base``'s
+    lists and maps instead of replacing them."""
+    import dataclasses
+
+    from modalbridge.core.errors import DataError
+    from modalbridge.io.records import read_json_file
+
+    data = read_json_file(path, "glossary file")
+    if not isinstance(data, dict):
+        raise DataError("a glossary file holds one JSON object with the keys " + ", ".join(GLOSSARY_FIELDS),
+                        path=path)
+    extend = bool(data.pop("extend", False))
+    unknown = sorted(set(data) - set(GLOSSARY_FIELDS))
+    if unknown:
+        raise DataError(f"unknown glossary key(s) {unknown}; known: {', '.join(GLOSSARY_FIELDS)} (and extend)",
+                        path=path, field=unknown[0])
+    base = base if base is not None else SIO_GLOSSARY
+    values = {}
+    for key, value in data.items():
+        current = getattr(base, key)
+        if key == "drop":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError("expected a list of regular expressions", path=path, field=key)
+            values[key] = (*current, *value) if extend else tuple(value)
+        elif key == "drop_right_copies":
+            values[key] = bool(value)
+        else:
+            if not isinstance(value, dict):
+                raise DataError("expected an object {organ: …}", path=path, field=key)
+            value = {k: (v if key == "renames" else tuple(v)) for k, v in value.items()}
+            values[key] = {**current, **value} if extend else value
+    return dataclasses.replace(base, **values)

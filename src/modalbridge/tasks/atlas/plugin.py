@@ -8,12 +8,15 @@ from modalbridge.core.plugins import DatasetEntry, TaskPlugin, Verb, add_precisi
 def _prepare_arguments(p) -> None:
     p.add_argument("--atlas", help="the atlas: SIO innerorgans/ folder, a labelled NIfTI (label table beside it) "
                                    "or an atlas.npz (default: found under root)")
+    p.add_argument("--glossary", help="JSON file of SIO glossary rules replacing the built-in ones (keys drop, "
+                                      "merges, renames, extra_aliases …; \"extend\": true adds to them)")
     p.add_argument("--bioasq", help="BioASQ allMeSH JSON or a folder of *.ndjson (default: found under root)")
     p.add_argument("--cap", type=int, default=500, help="articles kept per organ in each pool (paper: 500)")
     p.add_argument("--seed", type=int, default=0, help="shuffle and 70/15/15 split seed (the paper's had none)")
     p.add_argument("--tokenizer", default="minilm-l6",
                    help="WordPiece vocabulary of the length filter (paper: bert-base-uncased; same vocabulary)")
-    p.add_argument("--max-tokens", type=int, default=512, help="keep articles shorter than this many ids")
+    p.add_argument("--max-tokens", type=int, default=512, help="keep articles shorter than this many ids "
+                                                               "([CLS]/[SEP] included)")
 
 
 def _ground_arguments(p) -> None:

@@ -32,12 +32,12 @@ from modalbridge.core.errors import DataError
 from modalbridge.datasets.check import MAX_LISTED, CheckReport
 from modalbridge.tasks.atlas import bioasq as B
 
-__all__ = ["DEFAULTS", "SPLITS", "PreparedAtlas", "check_atlas", "find_atlas", "find_bioasq", "prepare_arguments",
+__all__ = ["DEFAULTS", "SPLITS", "PreparedAtlas", "check_atlas", "find_atlas", "find_bioasq",
            "prepare_atlas", "processed_folder"]
 
 SPLITS = ("train", "val", "test")
 #: ``data prepare atlas`` options and their defaults (``args`` may lack any of them)
-DEFAULTS = {"atlas": None, "bioasq": None, "cap": 500, "seed": 0, "tokenizer": "minilm-l6", "max_tokens": 512}
+DEFAULTS = {"atlas": None, "bioasq": None, "glossary": None, "cap": 500, "seed": 0, "tokenizer": "minilm-l6", "max_tokens": 512}
 NIFTI = ("*.nii.gz", "*.nii")
 
 
@@ -46,21 +46,6 @@ class PreparedAtlas(dict):
     ``prepare_summary.json``."""
 
     summary: dict
-
-
-def prepare_arguments(parser) -> None:
-    """The options of ``modalbridge data prepare atlas``."""
-    parser.add_argument("--atlas", help="the atlas: SIO innerorgans/ folder, atlas.npz or a .nii/.nii.gz "
-                                        "(default: found under the root)")
-    parser.add_argument("--bioasq", help="BioASQ articles: folder of *.ndjson, one .ndjson or allMeSH_2020.json "
-                                         "(default: <root>/bioasq or allMeSH*.json in the root)")
-    parser.add_argument("--cap", type=int, default=DEFAULTS["cap"],
-                        help="articles kept per organ in each of the single/multi-organ pools (default 500)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="shuffle and split seed (default 0)")
-    parser.add_argument("--tokenizer", default=DEFAULTS["tokenizer"],
-                        help="WordPiece tokenizer of the length filter (default minilm-l6; 'none': no filter)")
-    parser.add_argument("--max-tokens", dest="max_tokens", type=int, default=DEFAULTS["max_tokens"],
-                        help="keep texts with fewer WordPiece ids than this, [CLS]/[SEP] included (default 512)")
 
 
 def _option(args, name: str):
@@ -138,8 +123,14 @@ def prepare_atlas(root: str | Path, out: str | Path | None = None, args=None) ->
     max_tokens, tokenizer_name = int(_option(args, "max_tokens")), str(_option(args, "tokenizer"))
     if cap < 1 or max_tokens < 3:
         raise DataError(f"--cap must be ≥ 1 and --max-tokens ≥ 3, got {cap} and {max_tokens}")
-    atlas = read_atlas(atlas_path)
-    summary: dict = {"atlas": str(atlas_path), "bioasq": str(corpus_path), "organs": len(atlas.organs),
+    glossary_file = _option(args, "glossary")
+    glossary = None
+    if glossary_file is not None:
+        from modalbridge.tasks.atlas.glossary import load_glossary
+
+        glossary = load_glossary(glossary_file)
+    atlas = read_atlas(atlas_path, glossary)
+    summary: dict = {"glossary": str(glossary_file) if glossary_file else "SIO (built in)", "atlas": str(atlas_path), "bioasq": str(corpus_path), "organs": len(atlas.organs),
                      "cap": cap, "seed": seed, "tokenizer": tokenizer_name, "max_tokens": max_tokens}
     counts: dict = {}
     records = B.build_corpus(B.iter_bioasq(corpus_path, counts=counts), atlas.organs, atlas.aliases, cap=cap,
