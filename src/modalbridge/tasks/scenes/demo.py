@@ -35,6 +35,7 @@ from modalbridge.core.claims import Claim, choose_config, demo_finish, demo_star
 from modalbridge.core.precision import describe_precision
 from modalbridge.core.report import table_html, write_report
 from modalbridge.core.trainer import Trainer
+from modalbridge.nn.bert import bert_kwargs, describe_bert
 
 SRBERT, NODESC, CENTRE = "SR-BERT", "no description", "centre"
 #: SR-BERT trained with the paper's 15 % Bernoulli masking (the decoding claim's model; --long)
@@ -85,19 +86,10 @@ class DemoConfig:
         return dataclasses.replace(cls(epochs=24, seeds=(0, 1, 2), models=(SRBERT, NODESC, PAPER)), **overrides)
 
     def model_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"bert": self.bert}
-        if self.bert_config is not None:
-            kwargs["bert_config"] = self.bert_config
-        elif self.layers is not None:
-            kwargs["layers"] = self.layers
-        return kwargs
+        return bert_kwargs(self.bert, self.bert_config, self.layers)
 
     def encoder(self) -> str:
-        if self.bert_config is not None:
-            c = self.bert_config
-            return (f"a random-init BERT ({c.get('num_hidden_layers')} layers, {c.get('hidden_size')}-d) over "
-                    f"{self.bert}'s vocabulary")
-        return f"{self.bert} ({self.layers or 'all'} pretrained layers)"
+        return describe_bert(self.bert, self.bert_config, self.layers)
 
 
 def _data(cfg: DemoConfig, seed: int, no_description: bool = False, masking: str | None = None):
