@@ -7,10 +7,11 @@ abstractText, meshMajor: [str]``, as
 * a folder of ``*.ndjson`` files (one article per line, the layout the reference reads; natural-sorted), or
   one ``.ndjson`` file;
 * the official one-file JSON ``{"articles": [{…}, {…}, …]}`` (``allMeSH_2020.json``, tens of GB) — parsed
-  incrementally (:class:`json.JSONDecoder` ``raw_decode`` over a sliding text buffer read in 1 MB chunks), so
-  memory stays bounded by the chunk and the largest single article; a bare JSON list of articles too.
+  incrementally by :func:`~modalbridge.io.records.iter_json_array` (:class:`json.JSONDecoder` ``raw_decode``
+  over a sliding text window read in 1 MB chunks), so memory stays bounded by the chunk and the largest
+  single article (64 M characters at most); a bare JSON list of articles too.
 
-``.gz`` files are read through gzip. Text is decoded as UTF-8 with undecodable bytes replaced; raw control
+``.gz`` (and ``.bz2``) files are read through the decompressor. Text is decoded as UTF-8 with undecodable bytes replaced; raw control
 characters (tabs) inside strings are accepted (``strict=False``). What the reader skips, counts (``counts``:
 ``bad json``, ``not an object``, ``truncated file``) and logs with ``file:line`` (the reference skips nothing
 and crashes): a line that is not valid JSON (a truncated line included), a line that is not a JSON object, a
@@ -52,7 +53,6 @@ Deviations from the reference, and why:
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
@@ -65,7 +65,14 @@ import numpy as np
 
 from modalbridge.core.errors import DataError
 from modalbridge.core.paths import natural_key
-from modalbridge.io.records import read_json_file
+from modalbridge.io.records import (
+    CHUNK_SIZE,
+    JsonWindow,
+    SkipCounter,
+    iter_json_array,
+    open_text,
+    read_json_file,
+)
 
 __all__ = ["ANIMAL_MESH", "PATCHES", "RECORD_FIELDS", "AliasIndex", "Patch", "alias_lists", "apply_patches",
            "article_problem", "bioasq_files", "build_corpus", "find_keywords", "is_animal", "iter_bioasq",
@@ -85,12 +92,6 @@ RECORD_FIELDS = ("pmid", "title", "journal", "year", "text", "mesh_terms", "orga
                  "keywords", "occ_organ_names", "occ_organ_indices")
 #: fields :func:`read_records` requires (the others default to "" / [])
 REQUIRED_FIELDS = ("text", "organ_indices", "occ_organ_indices", "keywords")
-#: the one-file JSON is read in chunks of this many characters
-CHUNK_SIZE = 1 << 20
-#: an article of the one-file JSON longer than this (characters) is treated as malformed
-MAX_ARTICLE = 64 << 20
-#: skips logged one by one per kind; later ones are only counted
-MAX_LOGGED = 20
 #: the masking tokeniser: words (hyphen/apostrophe-joined parts kept together) and single punctuation marks
 WORD_TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
 MASK = "[MASK]"
@@ -110,33 +111,6 @@ def is_animal(mesh_terms: Iterable[str]) -> bool:
 
 
 # ============================================================================================ reading
-class _Skips:
-    """Counted, logged skips (the first :data:`MAX_LOGGED` per kind are logged with file:line); also collected
-    as DataErrors in ``errors`` when given (``data check``)."""
-
-    def __init__(self, counts: dict | None, errors: list[DataError] | None = None):
-        self.counts = {} if counts is None else counts
-        self.errors = errors
-
-    def __call__(self, kind: str, path: Path | str | None, line: int | None, message: str,
-                 field: str | None = None) -> None:
-        n = self.counts.get(kind, 0) + 1
-        self.counts[kind] = n
-        where = f"{path}:{line}" if line is not None else str(path)
-        if n <= MAX_LOGGED:
-            log.warning("%s: skipped (%s): %s", where, kind, message)
-        if n == MAX_LOGGED:
-            log.warning("further '%s' skips are only counted", kind)
-        if self.errors is not None:
-            self.errors.append(DataError(f"skipped ({kind}): {message}", path=path, row=line, field=field))
-
-
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
-    return open(path, encoding="utf-8-sig", errors="replace")  # noqa: SIM115 (closed by the caller's with)
-
-
 def _is_ndjson(path: Path) -> bool:
     return path.name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz"))
 
@@ -163,16 +137,16 @@ def iter_bioasq(path: str | Path, *, counts: dict | None = None, errors: list[Da
     """Stream BioASQ articles (module docstring): yields ``(file, line, article dict)`` where ``line`` is the
     1-based line the article starts on. Skips (bad JSON, non-objects, truncated articles) are counted in
     ``counts`` under their kind, logged, and appended to ``errors`` when given."""
-    skip = _Skips(counts, errors)
+    skip = SkipCounter(counts, errors, log)
     for file in bioasq_files(path):
-        with _open_text(file) as fh:
-            if _is_ndjson(file):
+        if _is_ndjson(file):
+            with open_text(file, "the BioASQ articles") as fh:
                 yield from _iter_ndjson(file, fh, skip)
-            else:
-                yield from _iter_one_file(file, fh, skip, chunk_size)
+        else:
+            yield from _iter_one_file(file, skip, chunk_size)
 
 
-def _iter_ndjson(path: Path, fh, skip: _Skips) -> Iterator[tuple[Path, int, dict]]:
+def _iter_ndjson(path: Path, fh, skip: SkipCounter) -> Iterator[tuple[Path, int, dict]]:
     for number, line in enumerate(fh, start=1):
         if not line.strip():
             continue
@@ -187,125 +161,23 @@ def _iter_ndjson(path: Path, fh, skip: _Skips) -> Iterator[tuple[Path, int, dict
         yield path, number, article
 
 
-class _Buffer:
-    """A sliding text window over a file: ``buf[pos:]`` is unread; ``line`` is the line number at ``pos``."""
-
-    _SPACE = re.compile(r"\s*")
-
-    def __init__(self, fh, chunk_size: int):
-        self.fh, self.chunk_size = fh, max(1, int(chunk_size))
-        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
-
-    def more(self) -> bool:
-        """Read the next chunk (dropping what was consumed); False at the end of the file."""
-        if self.eof:
-            return False
-        data = self.fh.read(self.chunk_size)
-        if not data:
-            self.eof = True
-            return False
-        self.buf, self.pos = self.buf[self.pos:] + data, 0
-        return True
-
-    def advance(self, end: int) -> None:
-        self.line += self.buf.count("\n", self.pos, end)
-        self.pos = end
-
-    def peek(self) -> str:
-        """The next non-space character ("" at the end of the file), not consumed."""
-        while True:
-            self.advance(self._SPACE.match(self.buf, self.pos).end())
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self.more():
-                return ""
-
-    def value(self, decoder: json.JSONDecoder):
-        """Decode the JSON value at ``pos`` (reading more as needed); JSONDecodeError when malformed or cut."""
-        self.peek()
-        while True:
-            try:
-                value, end = decoder.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as exc:
-                # a value cut by the buffer's end fails near that end (or inside an unterminated string);
-                # an error earlier in the buffer is malformed JSON, whatever follows
-                cut = exc.pos >= len(self.buf) - 16 or exc.msg.startswith("Unterminated")
-                if not cut or len(self.buf) - self.pos > MAX_ARTICLE or not self.more():
-                    raise
-                continue
-            if end < len(self.buf) or self.eof or not self.more():  # a number may go on in the next chunk
-                self.advance(end)
-                return value
-
-    def resync(self) -> None:
-        """Skip to the start of the next line."""
-        while True:
-            newline = self.buf.find("\n", self.pos)
-            if newline >= 0:
-                self.advance(newline + 1)
-                return
-            self.advance(len(self.buf))
-            if not self.more():
-                return
+#: the one-file JSON is streamed through this window (:class:`~modalbridge.io.records.JsonWindow`)
+_Buffer = JsonWindow
 
 
-def _iter_one_file(path: Path, fh, skip: _Skips, chunk_size: int) -> Iterator[tuple[Path, int, dict]]:
-    """The official ``{"articles": [...]}`` (or a bare list of articles), parsed incrementally."""
-    buffer, decoder = _Buffer(fh, chunk_size), json.JSONDecoder(strict=False)
-    first = buffer.peek()
-    if first == "[":
-        yield from _iter_array(path, buffer, decoder, skip)
-        return
-    if first != "{":
-        raise DataError('expected the BioASQ one-file JSON {"articles": [...]} (or *.ndjson files), got '
-                        f"{buffer.buf[buffer.pos:buffer.pos + 40]!r}", path=path, row=buffer.line)
-    buffer.advance(buffer.pos + 1)
-    while True:
-        c = buffer.peek()
-        if c in ("}", ""):
-            break
-        if c == ",":
-            buffer.advance(buffer.pos + 1)
-            continue
-        try:
-            key = buffer.value(decoder)
-            if not isinstance(key, str) or buffer.peek() != ":":
-                raise json.JSONDecodeError("expected a key and ':'", buffer.buf, buffer.pos)
-            buffer.advance(buffer.pos + 1)
-            if key == "articles" and buffer.peek() == "[":
-                yield from _iter_array(path, buffer, decoder, skip)
-                return
-            buffer.value(decoder)  # another top-level key (small): skipped
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON at the top level ({exc.msg})", path=path, row=buffer.line) from None
-    raise DataError('no "articles" list: expected the BioASQ one-file JSON {"articles": [...]}', path=path)
+def _iter_one_file(path: Path, skip: SkipCounter, chunk_size: int) -> Iterator[tuple[Path, int, dict]]:
+    """The official ``{"articles": [...]}`` (or a bare list of articles), parsed incrementally by
+    :func:`~modalbridge.io.records.iter_json_array`; bad articles are skipped and the reader resynchronises at
+    the next line."""
 
+    def bad(ordinal: int, line: int, error: str | None) -> None:
+        if error is None:
+            skip("truncated file", path, line, "the articles list ends without ']'")
+        else:
+            skip("bad json", path, line, f"not valid JSON ({error}; truncated or malformed article)")
 
-def _iter_array(path: Path, buffer: _Buffer, decoder: json.JSONDecoder,
-                skip: _Skips) -> Iterator[tuple[Path, int, dict]]:
-    """The articles of a JSON list starting at ``[``; lenient about separators after a resynchronisation."""
-    buffer.advance(buffer.pos + 1)
-    reported = False  # the last article was skipped as bad JSON (a cut file is then reported once)
-    while True:
-        c = buffer.peek()
-        if c == "]":
-            return
-        if c == "":
-            if not reported:
-                skip("truncated file", path, buffer.line, "the articles list ends without ']'")
-            return
-        if c == ",":
-            buffer.advance(buffer.pos + 1)
-            continue
-        line = buffer.line
-        try:
-            article = buffer.value(decoder)
-        except json.JSONDecodeError as exc:
-            skip("bad json", path, line, f"not valid JSON ({exc.msg}; truncated or malformed article)")
-            buffer.resync()
-            reported = True
-            continue
-        reported = False
+    for _, line, article in iter_json_array(path, key="articles", chunk_size=chunk_size, on_bad=bad, lines=True,
+                                            what='the BioASQ one-file JSON {"articles": [...]}'):
         if not isinstance(article, dict):
             skip("not an object", path, line, f"expected a JSON object, got {type(article).__name__}")
             continue
@@ -480,7 +352,7 @@ def build_corpus(articles: Iterable, organs: Sequence[str], aliases: Mapping[str
     ``tokenizer=None`` skips the length filter. Counts go into ``summary``. Only the articles with a MeSH
     organ are kept in memory (without their other fields)."""
     summary = {} if summary is None else summary
-    skip = _Skips(summary)
+    skip = SkipCounter(summary, logger=log)
     index = AliasIndex(alias_lists(aliases, organs))
     for key in ("articles", "without organ", "animal"):
         summary.setdefault(key, 0)

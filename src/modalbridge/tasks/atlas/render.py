@@ -15,6 +15,8 @@ from modalbridge.tasks.atlas.atlas import Atlas
 
 __all__ = ["atlas_html", "organ_colours", "slices_figure"]
 
+#: marker colours of the points drawn (the first one, a star, is the prediction)
+POINT_COLOURS = ("red", "yellow", "cyan", "magenta", "lime", "white")
 #: axes of the label volume ``labels[x, y, z]`` (z = the body's long axis in SIO; signs not checked, spec §2.1)
 AXES = ("x", "y", "z")
 
@@ -68,7 +70,8 @@ def slices_figure(atlas: Atlas, points_mm: np.ndarray | Sequence[float], out_png
                   aspect=spacing[shown[1]] / spacing[shown[0]])
         for k, (p, name) in enumerate(zip(index, labels)):
             ax.plot(p[shown[0]], p[shown[1]], marker="*" if k == 0 else "o", markersize=16 if k == 0 else 9,
-                    markeredgecolor="white", color="red" if k == 0 else "yellow", linestyle="none", label=name)
+                    markeredgecolor="white", color=POINT_COLOURS[k % len(POINT_COLOURS)], linestyle="none",
+                    label=name)
         ax.set_title(f"{AXES[fixed]} = {index[0, fixed]}")
         ax.set_xlabel(f"{AXES[shown[0]]} (voxel)")
         ax.set_ylabel(f"{AXES[shown[1]]} (voxel)")
