@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from modalbridge.core.errors import DataError
+from modalbridge.io.records import JsonWindow
 from modalbridge.tasks.atlas import bioasq as B
 
 ORGANS = ["liver", "kidney", "small intestine", "stomach", "colon", "urinary bladder", "gallbladder", "lung"]
@@ -274,14 +275,14 @@ def test_one_file_json_bad_and_truncated_articles(tmp_path):
 
 def test_one_file_json_memory_stays_bounded(tmp_path, monkeypatch):
     seen = []
-    original = B._Buffer.more
+    original = JsonWindow.more
 
     def more(self):
         result = original(self)
         seen.append(len(self.buf))
         return result
 
-    monkeypatch.setattr(B._Buffer, "more", more)
+    monkeypatch.setattr(JsonWindow, "more", more)
     arts = [article(i, "word " * 50, ["Liver"]) for i in range(300)]
     path = tmp_path / "allMeSH.json"
     path.write_text('{"articles":[' + ",\n".join(json.dumps(a) for a in arts) + "]}")

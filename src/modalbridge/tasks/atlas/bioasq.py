@@ -53,7 +53,6 @@ Deviations from the reference, and why:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -67,10 +66,9 @@ from modalbridge.core.errors import DataError
 from modalbridge.core.paths import natural_key
 from modalbridge.io.records import (
     CHUNK_SIZE,
-    JsonWindow,
     SkipCounter,
     iter_json_array,
-    open_text,
+    iter_json_lines,
     read_json_file,
 )
 
@@ -139,36 +137,13 @@ def iter_bioasq(path: str | Path, *, counts: dict | None = None, errors: list[Da
     ``counts`` under their kind, logged, and appended to ``errors`` when given."""
     skip = SkipCounter(counts, errors, log)
     for file in bioasq_files(path):
-        if _is_ndjson(file):
-            with open_text(file, "the BioASQ articles") as fh:
-                yield from _iter_ndjson(file, fh, skip)
-        else:
-            yield from _iter_one_file(file, skip, chunk_size)
+        yield from _articles(file, skip, chunk_size)
 
 
-def _iter_ndjson(path: Path, fh, skip: SkipCounter) -> Iterator[tuple[Path, int, dict]]:
-    for number, line in enumerate(fh, start=1):
-        if not line.strip():
-            continue
-        try:
-            article = json.loads(line, strict=False)
-        except json.JSONDecodeError as exc:
-            skip("bad json", path, number, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(article, dict):
-            skip("not an object", path, number, f"expected a JSON object, got {type(article).__name__}")
-            continue
-        yield path, number, article
-
-
-#: the one-file JSON is streamed through this window (:class:`~modalbridge.io.records.JsonWindow`)
-_Buffer = JsonWindow
-
-
-def _iter_one_file(path: Path, skip: SkipCounter, chunk_size: int) -> Iterator[tuple[Path, int, dict]]:
-    """The official ``{"articles": [...]}`` (or a bare list of articles), parsed incrementally by
-    :func:`~modalbridge.io.records.iter_json_array`; bad articles are skipped and the reader resynchronises at
-    the next line."""
+def _articles(path: Path, skip: SkipCounter, chunk_size: int) -> Iterator[tuple[Path, int, dict]]:
+    """One file's articles: ndjson line by line, or the official ``{"articles": [...]}`` (or a bare list)
+    parsed incrementally (:mod:`modalbridge.io.records`); bad articles are skipped and the reader resynchronises
+    at the next line."""
 
     def bad(ordinal: int, line: int, error: str | None) -> None:
         if error is None:
@@ -176,8 +151,12 @@ def _iter_one_file(path: Path, skip: SkipCounter, chunk_size: int) -> Iterator[t
         else:
             skip("bad json", path, line, f"not valid JSON ({error}; truncated or malformed article)")
 
-    for _, line, article in iter_json_array(path, key="articles", chunk_size=chunk_size, on_bad=bad, lines=True,
-                                            what='the BioASQ one-file JSON {"articles": [...]}'):
+    if _is_ndjson(path):
+        items = iter_json_lines(path, on_bad=bad, what="the BioASQ articles", noun="article")
+    else:
+        items = iter_json_array(path, key="articles", chunk_size=chunk_size, on_bad=bad, lines=True,
+                                what='the BioASQ one-file JSON {"articles": [...]}')
+    for _, line, article in items:
         if not isinstance(article, dict):
             skip("not an object", path, line, f"expected a JSON object, got {type(article).__name__}")
             continue
