@@ -40,19 +40,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalbridge.nn.bert import DEFAULT_BERT, load_bert, masked_mean
+from modalbridge.core.registry import register_model
+from modalbridge.nn.bert import DEFAULT_BERT, TINY_BERT, load_bert, masked_mean
 
 from .losses import _kg_size, _rng, _take
+from .ookg import QKVDetector
 
 __all__ = [
     "DESC",
     "FACT",
     "LINKER_TOKENS",
     "MARKER_TOKENS",
+    "MODEL_KINDS",
     "QUERY_MARKERS",
     "RERANKER_TOKENS",
     "SENT",
     "FactReranker",
+    "FrequencyLinker",
+    "RandomLinker",
     "SlotLinker",
     "ZeroShotEncoder",
     "add_marker_tokens",
@@ -90,6 +95,9 @@ RERANKER_TOKENS = (*QUERY_MARKERS, FACT, DESC)
 MARKER_TOKENS = tuple(dict.fromkeys(LINKER_TOKENS + RERANKER_TOKENS))
 _MARKER_RE = re.compile("|".join(re.escape(t) for t in MARKER_TOKENS))
 SLOTS = ("subj", "rel", "obj")
+#: registered model → what the facts module does with it (train/evaluate as a pre-ranker, a baseline …)
+MODEL_KINDS = {"slot_linker": "linker", "zero_shot_linker": "zero_shot", "random_linker": "ranking",
+               "frequency_linker": "ranking", "fact_reranker": "reranker", "qkv_detector": "qkv"}
 
 
 # -- text formats ------------------------------------------------------------------------------------------------
@@ -256,6 +264,8 @@ class SlotLinker(nn.Module):
     per vector; score = dot product. ``logit_scale`` λ is learnable, initialised to ln(1/0.07) (CLIP style);
     :attr:`scale` = exp(λ) multiplies the cosines in the InfoNCE loss."""
 
+    kind = "linker"
+
     def __init__(self, bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
                  layers: int | None = None, dim: int = 200, vocab_size: int | None = None):
         super().__init__()
@@ -304,6 +314,8 @@ class FactReranker(nn.Module):
     """The re-ranker (§3.5): a BERT cross-encoder over :func:`format_fact_pair` text, [CLS] → ``Linear(H, 1)``
     → logit (σ(logit) = the fact's match probability); trained with :func:`~.losses.rerank_loss`."""
 
+    kind = "reranker"
+
     def __init__(self, bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
                  layers: int | None = None, vocab_size: int | None = None):
         super().__init__()
@@ -324,6 +336,8 @@ class ZeroShotEncoder(nn.Module):
     """The zero-shot baseline (§3.2, SimCSE → MiniLM offline): mean-pooled last-layer states over the real
     tokens, L2-normalised; slots and entries in the :func:`zero_shot_query_texts` / :func:`zero_shot_entry_text`
     formats, compared by cosine. No training, no added tokens."""
+
+    kind = "zero_shot"
 
     def __init__(self, bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
                  layers: int | None = None):
@@ -539,3 +553,107 @@ def example_pair_batch(batch_size: int = 2, text_len: int = 8, seed: int = 0) ->
     ids = torch.where(positions == (lengths - 1)[:, None], 102, ids)
     mask = positions < lengths[:, None]
     return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+class RandomLinker(nn.Module):
+    """The Random baseline as a model: per query and slot ``k`` distinct uniformly random KG rows (entities for s
+    and o, predicates for r), drawn from ``(seed, record index)`` only — the same ranking in any batch, worker or
+    DDP rank."""
+
+    kind = "ranking"
+
+    def __init__(self, num_entities: int, num_predicates: int, k: int = 100, seed: int = 0):
+        super().__init__()
+        if num_entities < 1 or num_predicates < 1:
+            raise ValueError("the Random baseline needs a KG with at least one entity and one predicate")
+        self.num_entities, self.num_predicates, self.k, self.seed = int(num_entities), int(num_predicates), k, seed
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """``{"ranking": (B, 3, k) long}`` KG rows (``k`` capped at the smaller KG side)."""
+        rows = [random_links(1, self.num_entities, self.num_predicates, self.k,
+                             rng=np.random.default_rng((self.seed, int(i))))[0] for i in batch["index"].tolist()]
+        k = min(self.k, self.num_entities, self.num_predicates)
+        return {"ranking": torch.as_tensor(np.stack(rows) if rows else np.zeros((0, 3, k)), dtype=torch.long)}
+
+
+class FrequencyLinker(nn.Module):
+    """The Frequency baseline as a model: every query gets, per slot, the training facts' KG rows ranked by their
+    count in that slot (``pooled``: entities counted over subject and object together); −1 pads a slot with
+    fewer than ``k`` distinct training rows. :meth:`fit` sets the rankings from the training golds."""
+
+    kind = "ranking"
+
+    def __init__(self, k: int = 100, pooled: bool = False, train_gold: Any = None):
+        super().__init__()
+        self.k, self.pooled = int(k), bool(pooled)
+        self.register_buffer("ranking", torch.full((3, self.k), -1, dtype=torch.long))
+        self.fitted = False
+        if train_gold is not None:
+            self.fit(train_gold)
+
+    def fit(self, train_gold: Any) -> None:
+        """Rankings from ``(m, 3)`` training gold KG rows."""
+        table = frequency_links(np.asarray(train_gold), 1, self.k, self.pooled)[0]
+        self.ranking.copy_(torch.as_tensor(np.where(table == None, -1, table).astype(np.int64)))  # noqa: E711
+        self.fitted = True
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """``{"ranking": (B, 3, k) long}`` — the same ranking for every query."""
+        return {"ranking": self.ranking[None].expand(len(batch["index"]), -1, -1).clone()}
+
+
+# -- registry ----------------------------------------------------------------------------------------------------
+def _example_qkv(batch_size: int = 2, dim: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A QKV detector input: unit slot vectors (B, 3, dim), 5 entity and 3 predicate vectors."""
+    g = torch.Generator().manual_seed(seed)
+    unit = lambda *shape: F.normalize(torch.randn(*shape, generator=g), dim=-1)  # noqa: E731
+    return {"query": unit(batch_size, 3, dim), "entity_kg": unit(5, dim), "predicate_kg": unit(3, dim)}
+
+
+def _example_ranking() -> dict[str, torch.Tensor]:
+    return {"index": torch.arange(2)}
+
+
+_FACTS = {"task": "facts", "inputs": "facts"}
+_TINY = {"bert_config": TINY_BERT}
+
+
+@register_model("slot_linker", tiny={**_TINY, "dim": 16}, example=example_query_batch, **_FACTS)
+def slot_linker(bert: str = DEFAULT_BERT, bert_config: dict | None = None, layers: int | None = None,
+                dim: int = 200, vocab_size: int | None = None) -> SlotLinker:
+    """The pre-ranker bi-encoder: marker-token slot vectors and [CLS] KG entry vectors → Linear(H, 200), cosine."""
+    return SlotLinker(bert, bert_config, layers, dim, vocab_size)
+
+
+@register_model("fact_reranker", tiny=_TINY, example=example_pair_batch, **_FACTS)
+def fact_reranker(bert: str = DEFAULT_BERT, bert_config: dict | None = None, layers: int | None = None,
+                  vocab_size: int | None = None) -> FactReranker:
+    """The re-ranker cross-encoder over (OIE triple, candidate fact) text: [CLS] → Linear(H, 1) logit."""
+    return FactReranker(bert, bert_config, layers, vocab_size)
+
+
+@register_model("zero_shot_linker", tiny=_TINY, example=example_pair_batch, **_FACTS)
+def zero_shot_linker(bert: str = DEFAULT_BERT, bert_config: dict | None = None,
+                     layers: int | None = None) -> ZeroShotEncoder:
+    """The zero-shot sentence-embedding baseline (SimCSE in the thesis; MiniLM offline): mean pooling, cosine."""
+    return ZeroShotEncoder(bert, bert_config, layers)
+
+
+@register_model("random_linker", tiny={"num_entities": 7, "num_predicates": 3, "k": 5}, example=_example_ranking,
+                **_FACTS)
+def random_linker(num_entities: int, num_predicates: int, k: int = 100, seed: int = 0) -> RandomLinker:
+    """Random baseline: uniformly random distinct KG entries per slot."""
+    return RandomLinker(num_entities, num_predicates, k, seed)
+
+
+@register_model("frequency_linker", tiny={"k": 4, "train_gold": [[0, 0, 1], [0, 1, 2], [3, 0, 1]]},
+                example=_example_ranking, **_FACTS)
+def frequency_linker(k: int = 100, pooled: bool = False, train_gold: Any = None) -> FrequencyLinker:
+    """Frequency baseline: the training facts' most frequent KG entries per slot."""
+    return FrequencyLinker(k, pooled, train_gold)
+
+
+@register_model("qkv_detector", tiny={"dim": 8}, example=_example_qkv, **_FACTS)
+def qkv_detector(dim: int = 200) -> QKVDetector:
+    """Out-of-KG detector: per-slot query-key-value attention over the KG entries (identity-initialised)."""
+    return QKVDetector(dim)

@@ -128,6 +128,8 @@ class QKVDetector(nn.Module):
     key/value maps ``w_k_entity``, ``w_v_entity``, ``w_k_predicate``, ``w_v_predicate``; all identity-initialised
     ``Linear(dim, dim)``."""
 
+    kind = "qkv"
+
     def __init__(self, dim: int = 200):
         super().__init__()
         if dim < 1:
@@ -142,9 +144,13 @@ class QKVDetector(nn.Module):
         h = o + attention @ w_v(kg)  # (B, D)
         return h @ kg.mean(0)  # mean_j h · k_j over the raw KG vectors
 
-    def forward(self, query: torch.Tensor, entity_kg: torch.Tensor, predicate_kg: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: Any, entity_kg: torch.Tensor | None = None,
+                predicate_kg: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 3)`` fp32 logits (P(in-KG) = σ) from the pre-ranker's slot vectors ``query`` (B, 3, dim) and the
-        current KG's entity (Ne, dim) and predicate (Np, dim) vectors (memory B × N per slot)."""
+        current KG's entity (Ne, dim) and predicate (Np, dim) vectors (memory B × N per slot); also takes one dict
+        with the keys ``query``, ``entity_kg``, ``predicate_kg``."""
+        if isinstance(query, dict):
+            query, entity_kg, predicate_kg = query["query"], query["entity_kg"], query["predicate_kg"]
         if query.ndim != 3 or query.shape[1:] != (3, self.dim) or entity_kg.shape[-1] != self.dim \
                 or predicate_kg.shape[-1] != self.dim or len(entity_kg) == 0 or len(predicate_kg) == 0:
             raise ValueError(f"expected query (B, 3, {self.dim}), entity_kg (Ne > 0, {self.dim}) and predicate_kg "
