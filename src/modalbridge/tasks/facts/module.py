@@ -85,7 +85,11 @@ class FactsModule(TaskModule):
         model: registry name (``slot_linker``, ``zero_shot_linker``, ``random_linker``, ``frequency_linker``,
             ``fact_reranker``, ``qkv_detector``). model_kwargs: its builder's arguments.
         negatives_e, negatives_p: random KG entities / predicates per training step (pre-ranker, QKV).
-        index: search back-end of evaluation (``faiss`` | ``qdrant`` | ``torch``). search_k: ranking length.
+        index: search back-end of evaluation (``faiss`` | ``qdrant`` | ``torch``); index_options: its constructor's
+            options (``{"kind": "flat16"}``: FAISS with float16 storage, the Large KG in 2.3 GB). search_k:
+            ranking length.
+        dropout: the trained model's dropout probability while training (``None``: the encoder's own, 0.1 for
+            MiniLM and distilroberta, as the reference; ``0``: none — short CPU runs learn faster).
         ks: Recall@k cut-offs. linker_ckpt: the trained pre-ranker under a re-ranker or QKV detector.
         linker_kwargs: the pre-ranker's builder arguments (filled from ``linker_ckpt``; lets a saved re-ranker or
             detector rebuild it without the file).
@@ -100,7 +104,8 @@ class FactsModule(TaskModule):
     monitor, monitor_mode = "val/recall_sum", "max"
 
     def __init__(self, model: str = "slot_linker", model_kwargs: dict[str, Any] | None = None, *,
-                 negatives_e: int = 256, negatives_p: int = 32, index: str = "faiss", search_k: int = 100,
+                 negatives_e: int = 256, negatives_p: int = 32, index: str = "faiss",
+                 index_options: dict[str, Any] | None = None, search_k: int = 100, dropout: float | None = None,
                  ks: tuple[int, ...] = KS, linker_ckpt: str | None = None, linker_kwargs: dict | None = None,
                  rerank_k: int = 3, corrupt_p: float = 0.2, neighbours: int = 10, mask_part: str = "description",
                  mask_p: float = 0.5, qkv_keep: float = 0.5, eval_seed: int = 0, lr: float = 5e-5,
@@ -135,6 +140,12 @@ class FactsModule(TaskModule):
             kwargs.setdefault("dim", int(self.linker.dim))
         self.model = None if self.kind == "ranking" else create_model(model, **kwargs)
         self._model_kwargs = kwargs
+        if dropout is not None and self.model is not None:
+            if not 0.0 <= dropout < 1.0:
+                raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            for layer in self.model.modules():
+                if isinstance(layer, torch.nn.Dropout):
+                    layer.p = float(dropout)
         if self.kind == "ranking" and _needs_nothing(model, kwargs):
             self.model = create_model(model, **kwargs)
         self.register_buffer("ookg_entropy", torch.full((3,), math.log(5.0)))
@@ -183,6 +194,9 @@ class FactsModule(TaskModule):
         return [{"params": params, "weight_decay": self.weight_decay}]
 
     def on_fit_start(self) -> None:
+        # from_pretrained encoders arrive in eval mode and Lightning keeps modes as they are: train with dropout,
+        # as the reference does (a frozen pre-ranker stays in eval mode, see train())
+        self.train()
         if self.kind in ("ranking", "zero_shot"):
             raise DataError(f"model {self.hparams.model!r} has nothing to train; evaluate it with `modalbridge "
                             "test --config …` (no --ckpt_path needed)", field="model.init_args.model")
@@ -194,6 +208,8 @@ class FactsModule(TaskModule):
     def on_test_start(self) -> None:
         if self.kind == "ranking":
             self._build_ranking_model()
+
+    on_validation_start = on_test_start  # `modalbridge validate` of a baseline (fit refuses them first)
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
@@ -243,7 +259,7 @@ class FactsModule(TaskModule):
         kg = self.datamodule.kg
         ent, pred = (v.cpu().numpy() for v in self.kg_vectors())
         search = KGSearch.build(kg.entity_ids.tolist(), ent, kg.predicate_ids.tolist(), pred,
-                                backend=self.hparams.index)
+                                backend=self.hparams.index, **dict(self.hparams.index_options or {}))
         if without is not None:
             search.remove(*without)
             return search
