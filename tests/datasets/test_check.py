@@ -255,9 +255,9 @@ def test_something_else_checker(tmp_path):
 
 
 def test_check_dataset_unknown_name_lists_known(tmp_path):
-    with pytest.raises(ValueError, match="atlas, epic-kitchens-100, scenes, something-else, ssv2"):
+    with pytest.raises(ValueError, match="atlas, epic-kitchens-100, facts, scenes, something-else, ssv2"):
         check_dataset("kinetics", tmp_path)
-    assert {"atlas", "epic-kitchens-100", "ssv2", "something-else", "scenes"} <= set(dataset_checkers())
+    assert {"atlas", "epic-kitchens-100", "facts", "ssv2", "something-else", "scenes"} <= set(dataset_checkers())
 
 
 def test_format_report():

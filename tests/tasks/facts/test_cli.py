@@ -192,14 +192,14 @@ def test_a_misspelled_option_is_an_argparse_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needles", [
-    (["data", "check", "facts", "{tmp}/missing"], ["{tmp}/missing", "FaLB folder not found"]),
-    (["data", "prepare", "facts", "{tmp}/missing"], ["FaLB folder not found"]),
+    (["data", "check", "facts", "{tmp}/missing"], ["{tmp}/missing", "dataset folder not found"]),
+    (["data", "prepare", "facts", "{tmp}/missing"], ["dataset folder not found"]),
     (["data", "prepare", "facts", "--wikidata", "{tmp}/latest-all.json.bz2", "{tmp}/out"],
      ["Wikidata dump not found"]),
     (["data", "prepare", "facts", "--wikidata", "{tmp}/latest-all.json.bz2", "--shard", "2/2", "{tmp}/out"],
      ["--shard", "2/2"]),
     (["fit", "--config", str(CONFIGS / "world.yaml"), "--data.init_args.root", "{tmp}/missing"],
-     ["{tmp}/missing", "FaLB folder not found"]),
+     ["{tmp}/missing", "dataset folder not found"]),
     (["fit", "--config", str(CONFIGS / "world_reranker.yaml")],  # no pre-ranker trained in this folder yet
      ["linker_ckpt", "pre-ranker checkpoint not found"]),
     (["test", "--config", str(CONFIGS / "world_frequency.yaml"), "--data.init_args.test", "[test_nope]"],

@@ -176,7 +176,7 @@ def test_kg_errors_name_the_entry_or_the_folder(root, tmp_path):
     (root / "kg" / "wikidata_processed.json").unlink()
     with pytest.raises(DataError, match="no KG found"):
         _ = datamodule(root).kg
-    with pytest.raises(DataError, match="FaLB folder not found"):
+    with pytest.raises(DataError, match="dataset folder not found"):
         datamodule(tmp_path / "missing").records("train_full")
     with pytest.raises(ValueError, match="kg_scope"):
         datamodule(root, kg_scope="small")

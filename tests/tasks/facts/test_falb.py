@@ -243,7 +243,7 @@ def test_check_facts_clean_and_broken(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert any("no FaLB files" in str(p) for p in F.check_facts(empty).problems)
-    with pytest.raises(DataError, match="FaLB folder not found"):
+    with pytest.raises(DataError, match="dataset folder not found"):
         F.check_facts(tmp_path / "missing")
 
 

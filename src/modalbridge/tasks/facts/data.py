@@ -214,7 +214,7 @@ class FactsDataModule(SeededDataModule):
     def root(self) -> Path:
         root = resolve_root(self.hparams.root)
         if not root.exists():
-            raise DataError("FaLB folder not found (a folder of facet files such as train_full.json, or "
+            raise DataError("FaLB dataset folder not found (a folder of facet files such as train_full.json, or "
                             "world://facts)", path=root)
         return root
 

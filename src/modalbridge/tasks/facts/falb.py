@@ -437,9 +437,9 @@ def _load_kg(root: Path, problems: list[DataError], summary: dict) -> KnowledgeG
 
 def _scan(root: Path, collect_ids: bool = False) -> tuple[list[DataError], dict, _Scan,
                                                            KnowledgeGraph | None]:
-    if not root.exists():
-        raise DataError("FaLB folder not found (give the folder with the facet files, e.g. train_full.json, "
-                        "and kg/)", path=root)
+    if not root.is_dir():
+        what = "is a file, expected the dataset folder" if root.exists() else "dataset folder not found"
+        raise DataError(f"{what} (a FaLB folder: facet files such as train_full.json, and kg/)", path=root)
     problems: list[DataError] = []
     summary: dict = {}
     found = facets(root)
