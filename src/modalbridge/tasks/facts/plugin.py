@@ -46,6 +46,20 @@ def _link_arguments(p) -> None:
     add_precision_argument(p)
 
 
+def _encode_arguments(p) -> None:
+    p.add_argument("--ckpt", required=True, help="a slot_linker (or fact_reranker) .ckpt whose encoder indexes the KG")
+    p.add_argument("--out", required=True, help="the index folder (shards/ parts while encoding; the reference "
+                                                "layout after the merge)")
+    p.add_argument("--kg", help="the KG to encode (default: the checkpoint's training KG)")
+    p.add_argument("--shard", help="encode only shard 'i/n' of the KG (one worker each, resumable); no merge")
+    p.add_argument("--merge", action="store_true", help="merge the --shards n encoded shards into the index")
+    p.add_argument("--shards", type=int, default=1, help="with --merge: how many shards were encoded")
+    p.add_argument("--index-kind", default="flat", choices=("flat", "flat16", "ivfpq"),
+                   help="FAISS index: exact fp32 (the reference's), exact fp16 (half the memory), IVF-PQ")
+    p.add_argument("--chunk", type=int, default=65_536, help="entries encoded per part file")
+    add_precision_argument(p)
+
+
 PLUGIN = TaskPlugin(
     name="facts",
     doc="open-IE surface facts → knowledge-graph facts (FaLB: slot-linking bi-encoder, re-ranker, out-of-KG "
@@ -62,5 +76,8 @@ PLUGIN = TaskPlugin(
     demo="modalbridge.tasks.facts.demo:run_demo",
     verbs=(Verb("link", "link surface triples (or sentences, through open IE) to KG facts with a trained model: "
                         "ids, labels, scores and an out-of-KG verdict per slot",
-                _link_arguments, "modalbridge.tasks.facts.infer:link_cli"),),
+                _link_arguments, "modalbridge.tasks.facts.infer:link_cli"),
+           Verb("encode-kg", "encode a KG into a vector index with a trained pre-ranker as a batch job: --shard i/n "
+                             "per worker (resumable), then --merge",
+                _encode_arguments, "modalbridge.tasks.facts.encode:encode_kg_cli")),
 )
