@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_checks import one_error
 from modalbridge.cli import main
 from modalbridge.core.errors import DataError
 from modalbridge.io.video import write_video
@@ -51,17 +52,6 @@ def ckpt(tmp_path_factory) -> Path:
 def clip(tmp_path_factory) -> Path:
     frames = np.random.default_rng(0).integers(0, 255, (24, 32, 32, 3), dtype=np.uint8)
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames, fps=12)
-
-
-def one_error(capsys, *names: object) -> str:
-    """The single ``modalbridge: error:`` line of stderr; it names every one of ``names``; no traceback."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("modalbridge: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for name in names:
-        assert str(name) in lines[0], lines[0]
-    return lines[0]
 
 
 # -- recognize: videos and checkpoints -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from cli_checks import one_error
 from modalbridge.cli import main
 from modalbridge.core.worlds import resolve_root
 from modalbridge.nn.bert import TINY_BERT
@@ -16,16 +17,6 @@ pytestmark = pytest.mark.e2e
 
 TINY = json.dumps({"bert": "minilm-l6", "bert_config": TINY_BERT})
 CONFIG = "configs/atlas/world.yaml"
-
-
-def one_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("modalbridge: error")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert str(needle) in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

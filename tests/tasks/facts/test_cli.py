@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_checks import one_error
 from modalbridge.cli import main
 from modalbridge.nn.bert import TINY_BERT
 from modalbridge.tasks.facts.kg import KnowledgeGraph
@@ -22,16 +23,6 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "configs" / "facts"
 TINY = json.dumps({"bert": "minilm-l6", "bert_config": TINY_BERT, "dim": 16})
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def one_error(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("modalbridge: error")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert str(needle) in lines[0], lines[0]
-    return lines[0]
 
 
 def metrics_of(run: Path) -> list[dict]:

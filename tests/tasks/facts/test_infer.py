@@ -12,22 +12,13 @@ import json
 import pytest
 import torch
 
+from cli_checks import one_error
 from modalbridge.cli import main
 from modalbridge.tasks.facts.kg import KnowledgeGraph
 
 from .conftest import TINY, tiny_datamodule
 
 FAST = ["--precision", "32-true"]
-
-
-def one_error(capsys, *needles) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("modalbridge: error")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def read_jsonl(path) -> list[dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_checks import one_error
 from modalbridge.cli import main
 from modalbridge.tasks.scenes import vocab as V
 from modalbridge.tasks.scenes.models import TINY_BERT
@@ -43,16 +44,6 @@ def tiny_sr_bert(tmp_path_factory) -> Path:
 def records(run: Path, stage: str) -> list[dict]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r.get("stage") == stage]
-
-
-def one_error(capsys, *words: str) -> str:
-    """The single ``modalbridge: error:`` line of stderr (no traceback); it contains every one of ``words``."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("modalbridge: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
