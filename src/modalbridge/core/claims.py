@@ -23,7 +23,7 @@ import torch
 
 from modalbridge.metrics.uncertainty import paired_bootstrap, seed_interval
 
-__all__ = ["Claim", "choose_config", "claim_table_text", "demo_finish", "demo_start", "measure_claim"]
+__all__ = ["Claim", "choose_config", "claim_table_text", "demo_finish", "demo_start", "measure_claim", "paired_claim"]
 
 
 @dataclass
@@ -62,6 +62,19 @@ def measure_claim(name: str, thesis: str, statistic: Callable[[torch.Tensor], to
     estimate, low, high = paired_bootstrap(statistic, n, resamples=resamples)
     _, s_low, s_high = seed_interval(list(per_seed))
     return Claim(name, thesis, estimate, (low, high), (s_low, s_high), list(per_seed), unit, item_name)
+
+
+def paired_claim(name: str, thesis: str, gains: torch.Tensor, *, resamples: int = 1000, unit: str = "points",
+                 item_name: str = "clips") -> Claim:
+    """A :class:`Claim` from per-item gains ``(seeds, n)`` (system A − system B on each evaluation item, > 0 in the
+    claim's direction): the seed-mean gain with a paired bootstrap over the items and Student's t over the seeds'
+    mean gains."""
+    gains = torch.as_tensor(gains)
+    if gains.ndim != 2:
+        raise ValueError(f"gains must be (seeds, items), got shape {tuple(gains.shape)}")
+    per_item = gains.mean(0)
+    return measure_claim(name, thesis, lambda idx: per_item[idx].mean(-1), gains.shape[1],
+                         [float(v) for v in gains.mean(1)], resamples=resamples, unit=unit, item_name=item_name)
 
 
 def claim_table_text(items: Sequence[Claim]) -> str:
