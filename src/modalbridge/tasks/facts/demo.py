@@ -32,7 +32,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from modalbridge.core.claims import Claim, choose_config, demo_finish, demo_start, measure_claim
+from modalbridge.core.claims import Claim, choose_config, demo_finish, demo_start, paired_claim
 from modalbridge.core.precision import describe_precision
 from modalbridge.core.report import table_html, write_report
 from modalbridge.core.trainer import Trainer
@@ -131,25 +131,6 @@ def _hits(result: dict[str, Any], facet: str) -> torch.Tensor:
     return torch.as_tensor((top == rows["gold"]).all(1).astype(np.float64) * 100.0)
 
 
-def _ookg_scores(module, dm, facet: str) -> dict[str, torch.Tensor]:
-    """Per record of the out-of-KG facet: (inside + outside) / 2 fact hits (0/50/100) of the entropy detector and
-    of the fair coin, recomputed from the module's stored queries and thresholds (the module's own metric, per
-    record)."""
-    from modalbridge.tasks.facts.ookg import entropy_scores, random_in_kg
-
-    rows = module.last_eval_rows[facet]
-    queries = rows["query"].numpy()
-    gold = module.gold_ids(rows["gold"])
-    inside = module.kg_search().search(queries, 5)[0]
-    outside = module._outside_top5(queries, gold)
-    theta = module.ookg_entropy.cpu().numpy()
-    ent_in, ent_out = entropy_scores(inside) <= theta, entropy_scores(outside) <= theta
-    seed = int(module.hparams.eval_seed)
-    coin_in, coin_out = random_in_kg(inside.shape[:2], rng=seed), random_in_kg(outside.shape[:2], rng=seed + 1)
-    per = {"entropy": (ent_in.all(1), (~ent_out).all(1)), "random": (coin_in.all(1), (~coin_out).all(1))}
-    return {k: torch.as_tensor((a.astype(np.float64) + b.astype(np.float64)) * 50.0) for k, (a, b) in per.items()}
-
-
 def _index_agreement(module, dm, facet: str = FULL, k: int = 10) -> dict[str, Any]:
     """Top-``k`` of the trained pre-ranker's queries in FAISS (exact inner product) and Qdrant (in-process): the
     share of queries with the same ids (order within exact score ties may differ), and the largest score gap."""
@@ -200,7 +181,8 @@ def _train_seed(cfg: DemoConfig, seed: int) -> dict[str, Any]:
     for name, context in TRAINED.items():
         out[name] = _fit_and_test(cfg, seed, name, context)
     pre = out[PRE]
-    out["ookg"] = _ookg_scores(pre["module"], pre["dm"], OOKG)
+    rows = pre["module"].last_eval_rows[OOKG]  # the module's per-fact out-of-KG scores
+    out["ookg"] = {name: rows[f"ookg_{name}_fact"].double() for name in ("entropy", "random")}
     out["agreement"] = _index_agreement(pre["module"], pre["dm"])
     for name, model in BASELINES.items():
         L.seed_everything(seed, workers=True, verbose=False)
@@ -219,10 +201,8 @@ def claims(per_seed: list[dict[str, Any]], cfg: DemoConfig) -> list[Claim]:
     """Chapter 5's claims, paired over test records, seed-averaged."""
     found = []
 
-    def paired(name: str, thesis: str, gains: torch.Tensor, unit: str = "points") -> Claim:
-        return measure_claim(name, thesis, lambda idx: gains.mean(0)[idx].mean(-1), gains.shape[1],
-                             [float(v) for v in gains.mean(1)], resamples=cfg.bootstrap, unit=unit,
-                             item_name="facts")
+    def paired(name: str, thesis: str, gains: torch.Tensor) -> Claim:
+        return paired_claim(name, thesis, gains, resamples=cfg.bootstrap, item_name="facts")
 
     def hits(system: str, facet: str) -> torch.Tensor:
         return torch.stack([_hits(s[system], facet) for s in per_seed])

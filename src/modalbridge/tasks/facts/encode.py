@@ -30,6 +30,7 @@ import torch
 
 from modalbridge.core.errors import DataError
 from modalbridge.tasks.facts.kg import parse_shard
+from modalbridge.tasks.facts.search import INDEX_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ __all__ = ["CHUNK", "encode_shard", "merge_shards", "shard_rows"]
 
 #: entries encoded per part file (bounds memory and the work lost to an interruption)
 CHUNK = 65_536
-_KINDS = (("entity", "entity"), ("rel", "predicate"))  # (index kind on disk, KG table)
 
 
 def shard_rows(total: int, shard: int, shards: int) -> tuple[int, int]:
@@ -71,7 +71,7 @@ def _manifest(folder: Path, fingerprint: str, sizes: dict[str, int], shards: int
 
 
 def _sizes(kg) -> dict[str, int]:
-    return {kind: len(kg.table(table)) for kind, table in _KINDS}
+    return {kind: len(kg.table(table)) for kind, table in INDEX_KINDS}
 
 
 def encode_shard(module, kg, folder: str | Path, fingerprint: str, shard: str = "0/1", chunk: int = CHUNK,
@@ -85,7 +85,7 @@ def encode_shard(module, kg, folder: str | Path, fingerprint: str, shard: str = 
     folder = Path(folder)
     _manifest(folder, fingerprint, _sizes(kg), n)
     counts = {"encoded": 0, "skipped": 0}
-    for kind, table in _KINDS:
+    for kind, table in INDEX_KINDS:
         start, stop = shard_rows(len(kg.table(table)), i, n)
         for k, first in enumerate(range(start, stop, chunk)):
             path = _part(folder, kind, i, n, k)
@@ -123,7 +123,7 @@ def merge_shards(kg, folder: str | Path, fingerprint: str, shards: int, index_ki
 
     folder = Path(folder)
     _manifest(folder, fingerprint, _sizes(kg), shards)
-    for kind, table in _KINDS:
+    for kind, table in INDEX_KINDS:
         ids = kg.table(table).ids
         paths = _parts(folder, kind, len(ids), shards, chunk)
         first = np.load(paths[0], mmap_mode="r")

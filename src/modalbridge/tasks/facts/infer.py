@@ -51,6 +51,7 @@ import torch
 
 from modalbridge.core.errors import DataError
 from modalbridge.tasks.facts.metrics import SLOTS
+from modalbridge.tasks.facts.search import INDEX_KINDS, SLOT_TABLES, KGSearch
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,6 @@ ENCODE_CHUNK = 65_536
 PAIR_BATCH = 256
 #: triples printed in detail (the rest are only in --out and --report)
 PRINT_LIMIT = 50
-#: index kinds on disk (index.py's names) for the entity and predicate tables of the KG
-_INDEX_KINDS = (("entity", "entity"), ("rel", "predicate"))
-#: the KG table each slot is linked in
-_SLOT_TABLES = ("entity", "predicate", "entity")
 _LINKING_KINDS = ("linker", "reranker", "zero_shot")
 _INPUT_SUFFIXES = (".txt", ".json", ".jsonl")
 
@@ -331,10 +328,9 @@ class Linker:
     def _build_search(self):
         """Encode every KG entry (``ENCODE_CHUNK`` rows at a time) into a new entity and predicate index."""
         from modalbridge.tasks.facts.index import make_index
-        from modalbridge.tasks.facts.search import KGSearch
 
         indexes = []
-        for kind, table_kind in _INDEX_KINDS:
+        for kind, table_kind in INDEX_KINDS:
             table = self.kg.table(table_kind)
             index = None
             for start in range(0, len(table), ENCODE_CHUNK):
@@ -355,10 +351,9 @@ class Linker:
     def _load_search(self, folder: Path):
         """The entity and predicate indexes of ``folder``, checked against this encoder and this KG."""
         from modalbridge.tasks.facts.index import load_index
-        from modalbridge.tasks.facts.search import KGSearch
 
         indexes = []
-        for kind, table_kind in _INDEX_KINDS:
+        for kind, table_kind in INDEX_KINDS:
             index = load_index(folder, kind=kind, backend=self.backend, expect_fingerprint=self.fingerprint,
                                **self._index_options(kind))
             ids = index.ids
@@ -374,7 +369,7 @@ class Linker:
         """Write both indexes to ``folder`` in the reference layout (faiss_index_entity, index2entity.json,
         entity_embeddings.npy … + meta.json with this encoder's fingerprint)."""
         folder = Path(folder)
-        for (kind, _), index in zip(_INDEX_KINDS, (self.search.entities, self.search.predicates)):
+        for (kind, _), index in zip(INDEX_KINDS, (self.search.entities, self.search.predicates)):
             if self.backend == "faiss":
                 index.save(folder, kind=kind, embeddings=True)  # the reference's folder, readable by any back-end
             else:
@@ -442,7 +437,7 @@ class Linker:
         from modalbridge.tasks.facts.models import best_facts, enumerate_candidates
 
         k = max(1, min(int(k), ids.shape[-1], len(self.kg.entities), len(self.kg.predicates)))
-        tables = [self.kg.table(kind) for kind in _SLOT_TABLES]
+        tables = [self.kg.table(kind) for kind in SLOT_TABLES]
         rows = np.stack([table.indices_of(ids[:, slot, :k].reshape(-1).tolist()).reshape(len(ids), k)
                          for slot, table in enumerate(tables)], axis=1)  # (n, 3, k)
         candidates = enumerate_candidates(rows, k)  # (n, k³, 3)
@@ -462,7 +457,7 @@ class Linker:
         return facts, 1.0 / (1.0 + np.exp(-top_logit))
 
     def _entry(self, slot: int, entry_id: str, score: float) -> dict[str, Any]:
-        table = self.kg.table(_SLOT_TABLES[slot])
+        table = self.kg.table(SLOT_TABLES[slot])
         return {"id": entry_id, "label": table.labels[table.index_of(entry_id)], "score": round(float(score), 4)}
 
     def link(self, triples: Sequence[tuple[str, str, str]], contexts: Sequence[str | None] | None = None,

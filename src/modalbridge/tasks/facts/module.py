@@ -67,7 +67,7 @@ from modalbridge.tasks.facts.ookg import (
     random_in_kg,
     tune_threshold,
 )
-from modalbridge.tasks.facts.search import KGSearch
+from modalbridge.tasks.facts.search import SLOT_TABLES, KGSearch
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class FactsModule(TaskModule):
         gold = np.asarray(gold.cpu() if isinstance(gold, torch.Tensor) else gold, dtype=np.int64)
         kg = self.datamodule.kg
         out = np.empty(gold.shape, dtype=object)
-        for col, kind in ((0, "entity"), (1, "predicate"), (2, "entity")):
+        for col, kind in enumerate(SLOT_TABLES):
             out[:, col] = kg.table(kind).ids.take(gold[:, col]).tolist()
         return out
 
@@ -280,7 +280,7 @@ class FactsModule(TaskModule):
         ranking = np.asarray(ranking.cpu(), dtype=np.int64)
         kg = self.datamodule.kg
         out = np.full(ranking.shape, None, dtype=object)
-        for col, kind in ((0, "entity"), (1, "predicate"), (2, "entity")):
+        for col, kind in enumerate(SLOT_TABLES):
             rows = ranking[:, col]
             ok = rows >= 0
             out[:, col][ok] = kg.table(kind).ids.take(rows[ok]).tolist()
@@ -305,11 +305,14 @@ class FactsModule(TaskModule):
                     rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         """Re-ranker inputs of (triple, candidate fact rows) pairs; masked with ``rng`` (training)."""
         dm = self.datamodule
-        kg = dm.kg
+        facts = np.asarray(facts, dtype=np.int64)
+        columns = []  # per slot: (labels, descriptions) of the candidates' KG rows, one gather each
+        for col, kind in enumerate(SLOT_TABLES):
+            table = dm.kg.table(kind)
+            columns.append((table.labels.take(facts[:, col]).tolist(), table.descriptions.take(facts[:, col]).tolist()))
         texts = []
-        for triple, fact in zip(triples, facts):
-            pairs = [(kg.table(kind).labels[int(r)], kg.table(kind).descriptions[int(r)])
-                     for kind, r in zip(("entity", "predicate", "entity"), fact)]
+        for i, triple in enumerate(triples):
+            pairs = [(labels[i], descriptions[i]) for labels, descriptions in columns]
             if rng is not None:
                 pairs = mask_fact(pairs, rng, self.hparams.mask_p, self.hparams.mask_part, dm.tokenizer.mask_token)
             texts.append(format_fact_pair(triple, pairs))
@@ -419,7 +422,7 @@ class FactsModule(TaskModule):
         outputs["pred"] = pred
         metrics = link_metrics(pred, gold, ks)
         if self.kind == "linker":
-            metrics.update(self._ookg_metrics(queries, scores[..., :5], gold, loader))
+            metrics.update(self._ookg_metrics(queries, scores[..., :5], gold, loader, outputs))
         return metrics
 
     def _outside_top5(self, queries: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -427,8 +430,11 @@ class FactsModule(TaskModule):
         without = (np.unique(np.concatenate([gold[:, 0], gold[:, 2]]).astype(str)), np.unique(gold[:, 1].astype(str)))
         return self.kg_search(without=without).search(queries, 5)[0]
 
-    def _ookg_metrics(self, queries: np.ndarray, inside: np.ndarray, gold: np.ndarray, loader: str
-                      ) -> dict[str, float]:
+    def _ookg_metrics(self, queries: np.ndarray, inside: np.ndarray, gold: np.ndarray, loader: str,
+                      outputs: dict[str, Any]) -> dict[str, float]:
+        """Out-of-KG scores of one loader (module docstring); each detector's per-record fact score (0, 50 or 100:
+        (inside right + outside right) / 2, whose mean is the ``ookg_<detector>_fact`` metric) is added to
+        ``outputs`` as ``ookg_<detector>_fact`` (paired comparisons of detectors)."""
         testing = self._testing()
         if testing and "out_of_kg" not in loader:
             return {}
@@ -453,6 +459,8 @@ class FactsModule(TaskModule):
                      "random": (random_in_kg(inside.shape[:2], rng=self.hparams.eval_seed),
                                 random_in_kg(outside.shape[:2], rng=self.hparams.eval_seed + 1))}
         for name, (d_in, d_out) in decisions.items():
+            outputs[f"ookg_{name}_fact"] = torch.as_tensor((d_in.all(1).astype(np.float64)
+                                                            + (~d_out).all(1).astype(np.float64)) * 50.0)
             for key, value in ookg_metrics(d_in, d_out).items():
                 if not key.startswith("n_"):
                     out[f"ookg_{name}_{key}"] = value

@@ -19,7 +19,13 @@ import numpy as np
 
 from modalbridge.tasks.facts.index import make_index
 
-__all__ = ["KGSearch"]
+__all__ = ["INDEX_KINDS", "SLOT_TABLES", "KGSearch"]
+
+#: the two indexes of a KG: (their name on disk — the reference's ``faiss_index_entity`` / ``faiss_index_rel`` —,
+#: the KG table they hold)
+INDEX_KINDS = (("entity", "entity"), ("rel", "predicate"))
+#: the KG table each slot (subject, relation, object) is linked in
+SLOT_TABLES = ("entity", "predicate", "entity")
 
 
 def _table(scores: np.ndarray, ids: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
